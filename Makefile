@@ -1,0 +1,31 @@
+# Every target does its own set-up: a virtualenv in .venv with the project installed.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DB := var/billing-demo.sqlite
+
+.PHONY: install run test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(DEMO_DB): | $(VENV)/.installed
+	$(BIN)/azersu-statement init-demo --db sqlite:///$(DEMO_DB)
+
+run: install $(DEMO_DB)
+	$(BIN)/azersu-statement serve
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check service tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache

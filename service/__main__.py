@@ -1,0 +1,5 @@
+"""Run the command line: ``python -m service``."""
+
+from service.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The app factory: :func:`create_app` builds everything the service runs on.
+
+Nothing is built at import time.  ``create_app(settings)`` opens the billing
+engine, builds the Spyne application and the WSGI application around it, and
+returns a :class:`ServiceApp` -- itself the WSGI callable that gunicorn serves
+(see :mod:`service.wsgi`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from spyne import Application
+from spyne.protocol.soap import Soap11
+from spyne.server.wsgi import WsgiApplication
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from service.billing.statement_query import BillingQueries
+from service.billing.tables import build_billing_tables
+from service.errors import ConfigurationError, to_soap_fault
+from service.handlers.billing_statement import BillingStatementService, StatementContext
+from service.settings import Settings, load_settings
+from service.wsdl.namespaces import SERVICE_NAME, TNS
+
+log = logging.getLogger("service.app")
+
+SOAP_PATH = "/soap"
+StartResponse = Any  # the WSGI start_response callable
+
+
+class StatementApplication(Application):  # type: ignore[misc]
+    """Spyne's Application with the service's context and its one fault mapping."""
+
+    def __init__(self, statement_context: StatementContext | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.statement_context = statement_context
+
+    def call_wrapper(self, ctx: Any) -> Any:
+        """Call the method; turn every exception into the Fault the caller may see."""
+        try:
+            return super().call_wrapper(ctx)
+        except Exception as exc:
+            fault = to_soap_fault(exc)
+            level = logging.ERROR if fault.faultcode.startswith("Server") else logging.INFO
+            log.log(level, "fault %s: %s", fault.faultcode, exc, exc_info=level >= logging.ERROR)
+            raise fault from exc
+
+
+class SoapWsgiApplication(WsgiApplication):  # type: ignore[misc]
+    """Spyne's WSGI server with the service's fault mapping for transport errors.
+
+    Spyne raises its own Faults while it parses and validates the request
+    (before any method runs); their strings quote lxml's messages and parts of
+    the input.  They are replaced here by the stable code and plain string of
+    :mod:`service.errors`.
+    """
+
+    def handle_error(
+        self, p_ctx: Any, others: Any, error: Any, start_response: StartResponse
+    ) -> Any:
+        """Serialize the mapped Fault instead of Spyne's own."""
+        fault = to_soap_fault(error)
+        if fault.faultcode != getattr(error, "faultcode", None):
+            log.info("request rejected as %s: %s", fault.faultcode, error)
+        p_ctx.out_error = fault
+        return super().handle_error(p_ctx, others, fault, start_response)
+
+
+class ServiceApp:
+    """The service: a WSGI callable plus the resources it owns."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        billing_engine: Engine,
+        spyne_app: StatementApplication,
+    ) -> None:
+        self.settings = settings
+        self.billing_engine = billing_engine
+        self.spyne_app = spyne_app
+        self.soap = SoapWsgiApplication(spyne_app)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Route a WSGI request: ``/soap`` (and its WSDL) and ``/healthz``."""
+        path = environ.get("PATH_INFO", "")
+        if path == SOAP_PATH:
+            return self.soap(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return _plain(start_response, "200 OK", b"ok\n")
+        return _plain(start_response, "404 Not Found", b"not found\n")
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.billing_engine.dispose()
+
+
+def _plain(start_response: StartResponse, status: str, body: bytes) -> list[bytes]:
+    start_response(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def create_billing_engine(settings: Settings) -> Engine:
+    """Create the read-only billing engine; a missing demo file stops the start."""
+    url_text = settings.resolved_billing_url
+    try:
+        url = make_url(url_text)
+    except ArgumentError as exc:
+        raise ConfigurationError("AZERSU_BILLING_URL", f"not a database URL: {exc}") from exc
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if not database or database == ":memory:":
+            raise ConfigurationError(
+                "AZERSU_BILLING_URL", "an SQLite billing database needs a file"
+            )
+        if not Path(database).is_file():
+            raise ConfigurationError(
+                "AZERSU_BILLING_URL",
+                f"{database} does not exist (create the demo with 'azersu-statement init-demo')",
+            )
+        # Open the file read-only: the service never writes to billing.
+        url = url.set(database=f"file:{database}?mode=ro", query={"uri": "true"})
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except Exception as exc:  # a missing driver or a bad option
+        raise ConfigurationError("AZERSU_BILLING_URL", f"{type(exc).__name__}: {exc}") from exc
+
+
+def create_app(settings: Settings | None = None) -> ServiceApp:
+    """Build the service from settings (by default, loaded from the environment)."""
+    settings = (settings or load_settings()).validate()
+    logging.getLogger("service").setLevel(settings.log_level.upper())
+    engine = create_billing_engine(settings)
+    tables = build_billing_tables(
+        settings.billing_schema or None,
+        settings.billing_subscriber_table,
+        settings.billing_invoice_table,
+        settings.billing_payment_table,
+    )
+    queries = BillingQueries(
+        engine,
+        tables,
+        period_pin=settings.report_period_pin,
+        period_cache_s=settings.report_period_cache_s,
+    )
+    context = StatementContext(
+        queries=queries,
+        code_pattern=re.compile(settings.subscriber_code_pattern),
+        issuer=settings.issuer,
+    )
+    return ServiceApp(settings, engine, build_spyne_application(context))
+
+
+def build_spyne_application(context: StatementContext | None) -> StatementApplication:
+    """Build the Spyne application (document/literal wrapped SOAP 1.1, validated by lxml)."""
+    return StatementApplication(
+        context,
+        services=[BillingStatementService],
+        tns=TNS,
+        name=SERVICE_NAME,
+        in_protocol=Soap11(validator="lxml"),
+        out_protocol=Soap11(),
+    )

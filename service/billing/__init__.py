@@ -1,0 +1,1 @@
+"""Read-only access to Azərsu's billing database (the billing data contract)."""

@@ -1,0 +1,229 @@
+"""The SQL of a statement: every query the service runs against billing.
+
+A statement takes a small fixed number of indexed queries, never one per
+month: the subscriber by its code (primary key), the subscriber's invoices in
+the report window (index on code and period), the subscriber's payments in the
+window (index on code and payment date), and -- cached -- the latest closed
+billing period (index on period).  Sums are made in Python with Decimal, so
+the figures are exact on every database, SQLite included.
+
+Every database error becomes :class:`service.errors.BillingUnavailable`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import BindParameter, Engine, bindparam, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.billing.tables import BillingTables
+from service.errors import BillingUnavailable
+
+YearMonth = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SubscriberRecord:
+    """One row of SUBSCRIBER."""
+
+    code: str
+    fin: str | None
+    last_name: str
+    first_name: str
+    patronymic: str | None
+    address: str
+    persons_count: int
+    category: str
+    status: str
+    opened_on: date
+    water_supply: bool
+    wastewater: bool
+    meter_type: str
+
+    @property
+    def is_residential(self) -> bool:
+        """Return whether the subscriber belongs to the residential (əhali) group."""
+        return self.category.strip().upper() == "RESIDENTIAL"
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """One row of INVOICE: one service of one report month."""
+
+    year: int
+    month: int
+    service: str
+    consumption_m3: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class PaymentLine:
+    """One row of PAYMENT."""
+
+    paid_on: date
+    amount: Decimal
+
+
+@contextmanager
+def _billing_errors(what: str) -> Iterator[None]:
+    """Turn any database error into BillingUnavailable, naming the query."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise BillingUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+class BillingQueries:
+    """Read a subscriber's billing data; the one place where billing SQL lives."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        tables: BillingTables,
+        *,
+        period_pin: YearMonth | None = None,
+        period_cache_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.tables = tables
+        self._period_pin = period_pin
+        self._period_cache_s = period_cache_s
+        self._clock = clock
+        self._period_lock = threading.Lock()
+        self._period_cached: tuple[float, YearMonth | None] | None = None
+
+        s, i, p = tables.subscriber, tables.invoice, tables.payment
+        self._subscriber_sql = select(s).where(s.c.subscriber_code == _bind("code"))
+        period_key = i.c.period_year * 100 + i.c.period_month
+        self._invoices_sql = (
+            select(
+                i.c.period_year,
+                i.c.period_month,
+                i.c.service,
+                i.c.consumption_m3,
+                i.c.amount,
+            )
+            .where(i.c.subscriber_code == _bind("code"))
+            .where(period_key >= _bind("first_key"))
+            .where(period_key <= _bind("last_key"))
+        )
+        self._payments_sql = (
+            select(p.c.paid_on, p.c.amount)
+            .where(p.c.subscriber_code == _bind("code"))
+            .where(p.c.paid_on >= _bind("start"))
+            .where(p.c.paid_on < _bind("end"))
+        )
+        # Two index lookups on (PERIOD_YEAR, PERIOD_MONTH) instead of a MAX over
+        # an expression, which would scan every invoice.
+        self._latest_year_sql = select(func.max(i.c.period_year))
+        self._latest_month_sql = select(func.max(i.c.period_month)).where(
+            i.c.period_year == _bind("year")
+        )
+
+    @property
+    def statements(self) -> dict[str, object]:
+        """Return every SQL statement by name (for the SQL snapshot review)."""
+        return {
+            "subscriber": self._subscriber_sql,
+            "invoices": self._invoices_sql,
+            "payments": self._payments_sql,
+            "latest_year": self._latest_year_sql,
+            "latest_month": self._latest_month_sql,
+        }
+
+    def find_subscriber(self, code: str) -> SubscriberRecord | None:
+        """Return the subscriber with this code, or None."""
+        with _billing_errors("subscriber"), self.engine.connect() as conn:
+            row = conn.execute(self._subscriber_sql, {"code": code}).mappings().first()
+        if row is None:
+            return None
+        return SubscriberRecord(
+            code=row["subscriber_code"],
+            fin=row["fin"],
+            last_name=row["last_name"],
+            first_name=row["first_name"],
+            patronymic=row["patronymic"] or None,
+            address=row["address"],
+            persons_count=int(row["persons_count"]),
+            category=row["category"],
+            status=row["status"],
+            opened_on=_as_date(row["opened_on"]),
+            water_supply=bool(row["water_supply"]),
+            wastewater=bool(row["wastewater"]),
+            meter_type=(row["meter_type"] or "NONE").strip().upper(),
+        )
+
+    def invoices(self, code: str, first: YearMonth, last: YearMonth) -> list[InvoiceLine]:
+        """Return the subscriber's invoice lines from ``first`` to ``last`` inclusive."""
+        params = {
+            "code": code,
+            "first_key": first[0] * 100 + first[1],
+            "last_key": last[0] * 100 + last[1],
+        }
+        with _billing_errors("invoices"), self.engine.connect() as conn:
+            rows = conn.execute(self._invoices_sql, params).all()
+        return [
+            InvoiceLine(int(y), int(m), str(svc), _decimal(cons), _decimal(amount))
+            for y, m, svc, cons, amount in rows
+        ]
+
+    def payments(self, code: str, start: date, end: date) -> list[PaymentLine]:
+        """Return the subscriber's payments received on ``start`` <= day < ``end``."""
+        with _billing_errors("payments"), self.engine.connect() as conn:
+            rows = conn.execute(
+                self._payments_sql, {"code": code, "start": start, "end": end}
+            ).all()
+        return [PaymentLine(_as_date(paid_on), _decimal(amount)) for paid_on, amount in rows]
+
+    def latest_closed_period(self) -> YearMonth | None:
+        """Return the newest month with invoices across billing (cached), or the pin."""
+        if self._period_pin is not None:
+            return self._period_pin
+        now = self._clock()
+        with self._period_lock:
+            cached = self._period_cached
+            if cached is not None and now - cached[0] < self._period_cache_s:
+                return cached[1]
+        with _billing_errors("latest period"), self.engine.connect() as conn:
+            year = conn.execute(self._latest_year_sql).scalar()
+            month = (
+                conn.execute(self._latest_month_sql, {"year": year}).scalar()
+                if year is not None
+                else None
+            )
+        period = (int(year), int(month)) if year is not None and month is not None else None
+        with self._period_lock:
+            self._period_cached = (now, period)
+        return period
+
+
+def _bind(name: str) -> BindParameter[object]:
+    """Return a named bind variable (Oracle renders ``:name``)."""
+    return bindparam(name)
+
+
+def _decimal(value: object) -> Decimal:
+    """Return a database number as Decimal without passing through float text."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    # SQLite may hand back a float for NUMERIC columns; its repr is the shortest
+    # text that round-trips, which is the stored 2- or 3-decimal value.
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
+
+
+def _as_date(value: object) -> date:
+    """Return a DATE column value as a date (drivers may return datetime or text)."""
+    if isinstance(value, date):
+        return value if type(value) is date else date(value.year, value.month, value.day)
+    return date.fromisoformat(str(value)[:10])

@@ -1,0 +1,166 @@
+"""One exception hierarchy for the service, and its mapping to the wire.
+
+Two kinds of failure reach a caller, and they are kept apart on purpose:
+
+* :class:`BusinessRejection` -- the citizen's input can't give a statement
+  (empty, malformed or unknown subscriber code, non-residential subscriber,
+  bad FIN).  It becomes an ordinary response with a ``Status`` and a
+  ``Message`` in the citizen's language.
+* :class:`ServiceFault` -- a technical or security failure (malformed
+  request, schema violation, billing database unavailable, internal error).
+  It becomes a SOAP Fault with a stable ``faultcode`` and a plain
+  ``faultstring``; the details go to the server log only.
+
+:func:`to_soap_fault` is the single place that turns any exception into the
+Fault the caller sees.  On the wire a SOAP 1.1 faultcode is a QName: Spyne
+writes ``soap11env:Server.BillingUnavailable``; the local part is the stable
+code that callers match.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from spyne import Fault
+
+
+class Status(enum.StrEnum):
+    """Business outcome of ``GetBillingStatement`` (the ``Status`` element)."""
+
+    OK = "OK"
+    SUBSCRIBER_CODE_EMPTY = "SUBSCRIBER_CODE_EMPTY"
+    SUBSCRIBER_CODE_INVALID = "SUBSCRIBER_CODE_INVALID"
+    SUBSCRIBER_NOT_FOUND = "SUBSCRIBER_NOT_FOUND"
+    NOT_RESIDENTIAL = "NOT_RESIDENTIAL"
+    FIN_INVALID = "FIN_INVALID"
+
+
+class AzersuError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+class ConfigurationError(AzersuError):
+    """A setting is missing or wrong; start-up stops with one clear line."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class BusinessRejection(AzersuError):
+    """The request is well-formed but gives no statement; answered with a Status."""
+
+    status: Status = Status.OK
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.status.value)
+        self.detail = detail
+
+
+class SubscriberCodeEmpty(BusinessRejection):
+    status = Status.SUBSCRIBER_CODE_EMPTY
+
+
+class SubscriberCodeInvalid(BusinessRejection):
+    status = Status.SUBSCRIBER_CODE_INVALID
+
+
+class FinInvalid(BusinessRejection):
+    status = Status.FIN_INVALID
+
+
+class SubscriberNotFound(BusinessRejection):
+    status = Status.SUBSCRIBER_NOT_FOUND
+
+
+class NotResidential(BusinessRejection):
+    status = Status.NOT_RESIDENTIAL
+
+
+class ServiceFault(AzersuError):
+    """A technical or security failure, answered with a SOAP Fault.
+
+    ``faultcode`` and ``faultstring`` are what the caller sees and never
+    change with the cause; ``detail`` (the cause) is for the server log.
+    """
+
+    faultcode = "Server.InternalError"
+    faultstring = "Internal error"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.faultstring)
+        self.detail = detail
+
+
+class InternalError(ServiceFault):
+    """Anything unexpected: a bug, never shown to the caller beyond its code."""
+
+
+class BillingUnavailable(ServiceFault):
+    faultcode = "Server.BillingUnavailable"
+    faultstring = "The billing database is unavailable; try again later"
+
+
+class ClientFault(ServiceFault):
+    """The request itself is wrong (the caller's fault, not the citizen's)."""
+
+    faultcode = "Client"
+    faultstring = "Bad request"
+
+
+class MalformedRequest(ClientFault):
+    faultcode = "Client.MalformedRequest"
+    faultstring = "The request is not a well-formed SOAP 1.1 message"
+
+
+class SchemaViolation(ClientFault):
+    faultcode = "Client.SchemaValidation"
+    faultstring = "The request does not match the service's schema"
+
+
+class UnknownOperation(ClientFault):
+    faultcode = "Client.UnknownOperation"
+    faultstring = "Unknown operation"
+
+
+# Spyne raises its own Faults while parsing and validating a request; their
+# codes (and strings, which may quote the input) are replaced by ours.
+_SPYNE_FAULT_CODES: dict[str, type[ServiceFault]] = {
+    "Client.SchemaValidationError": SchemaViolation,
+    "Client.ValidationError": SchemaViolation,
+    "Client.InvalidInput": SchemaViolation,
+    "Client.XMLSyntaxError": MalformedRequest,
+    "Client.SoapError": MalformedRequest,
+    "Client.ResourceNotFound": UnknownOperation,
+}
+
+
+def _our_fault_classes() -> dict[str, type[ServiceFault]]:
+    """Return every ServiceFault class by its faultcode (a Fault already mapped)."""
+    found: dict[str, type[ServiceFault]] = {}
+    pending: list[type[ServiceFault]] = [ServiceFault]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.faultcode, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def fault_for(exc: BaseException) -> ServiceFault:
+    """Return the :class:`ServiceFault` that stands for any exception."""
+    if isinstance(exc, ServiceFault):
+        return exc
+    if isinstance(exc, Fault):
+        code = str(exc.faultcode or "").rpartition(":")[2]
+        cls = _SPYNE_FAULT_CODES.get(code) or _our_fault_classes().get(code)
+        if cls is None:
+            cls = ClientFault if code.startswith("Client") else InternalError
+        return cls(f"{code}: {exc.faultstring}")
+    return InternalError(f"{type(exc).__name__}: {exc}")
+
+
+def to_soap_fault(exc: BaseException) -> Fault:
+    """Return the Spyne Fault, with a stable code and a plain string, for any exception."""
+    fault = fault_for(exc)
+    return Fault(faultcode=fault.faultcode, faultstring=fault.faultstring)

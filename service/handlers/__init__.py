@@ -1,0 +1,1 @@
+"""The SOAP operations: thin Spyne methods over the billing query modules."""

@@ -1,0 +1,183 @@
+"""``GetBillingStatement``: the last 12 months of a residential subscriber.
+
+The Spyne method is thin: it hands the request to :func:`answer`, which
+validates the input in the contract's order, reads billing through
+:class:`service.billing.statement_query.BillingQueries`, and builds the
+statement.  Business outcomes come back as a Status and a Message; technical
+failures are raised and become SOAP Faults in :mod:`service.errors`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from spyne import ServiceBase, rpc
+
+from service.billing.statement_query import BillingQueries, YearMonth
+from service.errors import BusinessRejection, NotResidential, Status, SubscriberNotFound
+from service.identifiers import normalize_fin, normalize_subscriber_code
+from service.statement import (
+    STATEMENT_MONTHS,
+    BillingStatement,
+    add_months,
+    build_periods,
+    report_window,
+    totals_of,
+    window_dates,
+)
+from service.status_messages import message_for, parse_language
+from service.wsdl import types as wire
+from service.wsdl.namespaces import OPERATION
+
+BAKU = ZoneInfo("Asia/Baku")
+
+
+def baku_now() -> datetime:
+    """Return the current time in Baku, to the second."""
+    return datetime.now(BAKU).replace(microsecond=0)
+
+
+def new_statement_number(issued_at: datetime) -> str:
+    """Return a unique, unguessable statement number such as ``AZS-20261126-7F3A9C21D04B``."""
+    return f"AZS-{issued_at:%Y%m%d}-{secrets.token_hex(6).upper()}"
+
+
+@dataclass(frozen=True)
+class StatementContext:
+    """What the operation needs, built once by the app factory."""
+
+    queries: BillingQueries
+    code_pattern: re.Pattern[str]
+    issuer: str
+    months: int = STATEMENT_MONTHS
+    clock: Callable[[], datetime] = baku_now
+
+
+@dataclass(frozen=True)
+class StatementAnswer:
+    """The operation's outcome: a Status, its Message and, if OK, the statement."""
+
+    status: Status
+    message: str
+    statement: BillingStatement | None = None
+    subscriber_code: str = ""
+    citizen_fin: str = ""
+
+
+def answer(
+    context: StatementContext,
+    subscriber_code: str | None,
+    citizen_fin: str | None,
+    language: str | None,
+) -> StatementAnswer:
+    """Check the request, read billing and build the answer."""
+    lang = parse_language(language)
+    try:
+        code = normalize_subscriber_code(subscriber_code, context.code_pattern)
+        fin = normalize_fin(citizen_fin)
+        statement = build_statement(context, code)
+    except BusinessRejection as rejection:
+        return StatementAnswer(rejection.status, message_for(rejection.status, lang))
+    return StatementAnswer(Status.OK, message_for(Status.OK, lang), statement, code, fin)
+
+
+def build_statement(context: StatementContext, code: str) -> BillingStatement:
+    """Read the subscriber's billing data and assemble the statement."""
+    queries = context.queries
+    subscriber = queries.find_subscriber(code)
+    if subscriber is None:
+        raise SubscriberNotFound()
+    if not subscriber.is_residential:
+        raise NotResidential()
+    issued_at = context.clock()
+    latest = queries.latest_closed_period() or _previous_month(issued_at.date())
+    window = report_window(latest, context.months, subscriber.opened_on)
+    if window:
+        start, end = window_dates(window)
+        invoices = queries.invoices(code, window[0], window[-1])
+        payments = queries.payments(code, start, end)
+    else:
+        invoices, payments = [], []
+    periods = build_periods(window, invoices, payments)
+    return BillingStatement(
+        number=new_statement_number(issued_at),
+        issued_at=issued_at,
+        issuer=context.issuer,
+        subscriber=subscriber,
+        periods=periods,
+        totals=totals_of(periods),
+    )
+
+
+def _previous_month(today: date) -> YearMonth:
+    """Return the month before today's: the latest closed period when billing has none."""
+    return add_months((today.year, today.month), -1)
+
+
+def statement_id(number: str) -> str:
+    """Return the XML ``Id`` of a statement (an NCName derived from its number)."""
+    return f"Statement-{number}"
+
+
+def to_wire(statement: BillingStatement) -> wire.Statement:
+    """Return the Spyne object that Spyne serializes as the ``Statement`` element."""
+    sub = statement.subscriber
+    return wire.Statement(
+        Id=statement_id(statement.number),
+        StatementNumber=statement.number,
+        IssuedAt=statement.issued_at,
+        Issuer=statement.issuer,
+        Subscriber=wire.Subscriber(
+            Code=sub.code,
+            LastName=sub.last_name,
+            FirstName=sub.first_name,
+            Patronymic=sub.patronymic,
+            Address=sub.address,
+            PersonsCount=sub.persons_count,
+            WaterSupply=sub.water_supply,
+            Wastewater=sub.wastewater,
+            MeterType=sub.meter_type,
+        ),
+        Periods=wire.Periods(
+            Period=[
+                wire.Period(
+                    Year=p.year,
+                    Month=p.month,
+                    ConsumptionM3=p.consumption_m3,
+                    InvoicedAmount=p.invoiced_amount,
+                    PaidAmount=p.paid_amount,
+                )
+                for p in statement.periods
+            ]
+        ),
+        Totals=wire.Totals(
+            ConsumptionM3=statement.totals.consumption_m3,
+            InvoicedAmount=statement.totals.invoiced_amount,
+            PaidAmount=statement.totals.paid_amount,
+        ),
+        Currency=statement.currency,
+    )
+
+
+class BillingStatementService(ServiceBase):
+    """The SOAP service ``BillingStatementService``."""
+
+    # The Python parameter names are the request's element names, in order.
+    @rpc(
+        *(t for _, t in wire.REQUEST_PARTS),
+        _returns=tuple(t for _, t in wire.RESPONSE_PARTS),
+        _out_variable_names=tuple(n for n, _ in wire.RESPONSE_PARTS),
+        _operation_name=OPERATION,
+        _in_message_name=OPERATION,
+    )
+    def GetBillingStatement(ctx, SubscriberCode, CitizenFin, Language):  # type: ignore[no-untyped-def]  # noqa: N805
+        """Return the last 12 months of invoices and payments of a residential subscriber."""
+        result = answer(ctx.app.statement_context, SubscriberCode, CitizenFin, Language)
+        ctx.udc = result  # the audit and signing layers read the outcome from here
+        statement = to_wire(result.statement) if result.statement else None
+        return result.status.value, result.message, statement

@@ -1,0 +1,159 @@
+"""The service's settings: one frozen, typed object, loaded once.
+
+Values come from ``AZERSU_*`` environment variables and, optionally, from a
+settings file named by ``AZERSU_SETTINGS_FILE`` (``KEY=VALUE`` lines, ``#``
+comments; the environment wins over the file).  Defaults are the secure and
+embedded ones: the demo SQLite billing database under ``var/`` and loopback
+only.  Tests derive variants with :func:`dataclasses.replace`.
+
+Every field is documented below and in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from service.errors import ConfigurationError
+
+ENV_PREFIX = "AZERSU_"
+SETTINGS_FILE_VARIABLE = "AZERSU_SETTINGS_FILE"
+DEFAULT_VAR_DIR = "var"
+DEFAULT_DEMO_DB = "billing-demo.sqlite"
+DEFAULT_SUBSCRIBER_CODE_PATTERN = r"\d{6,12}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be configured with.
+
+    The field name in upper case, prefixed with ``AZERSU_``, is its variable.
+    """
+
+    #: Folder for the service's own files (demo database, keys in development).
+    var_dir: str = DEFAULT_VAR_DIR
+    #: SQLAlchemy URL of the billing database (read only).  Default: the demo
+    #: SQLite file ``<var_dir>/billing-demo.sqlite``.
+    billing_url: str = ""
+    #: Schema (owner) that holds the billing relations; empty for the default.
+    billing_schema: str = ""
+    #: Names of the three billing relations (views in production).
+    billing_subscriber_table: str = "SUBSCRIBER"
+    billing_invoice_table: str = "INVOICE"
+    billing_payment_table: str = "PAYMENT"
+    #: Regular expression a trimmed subscriber code must match in full.
+    subscriber_code_pattern: str = DEFAULT_SUBSCRIBER_CODE_PATTERN
+    #: Pin the latest closed billing period (``YYYY-MM``); empty means the newest
+    #: month for which invoices were issued across the billing system.
+    report_period: str = ""
+    #: Seconds the discovered latest closed period is cached.
+    report_period_cache_s: int = 300
+    #: The issuer named in every statement.
+    issuer: str = "“Azərsu” Açıq Səhmdar Cəmiyyəti"
+    #: Address and port that ``serve`` listens on.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: gunicorn worker processes, threads per worker and keep-alive seconds.
+    workers: int = 2
+    threads: int = 4
+    keepalive_s: int = 5
+    #: Log level of the service's own loggers.
+    log_level: str = "INFO"
+
+    @property
+    def resolved_billing_url(self) -> str:
+        """Return the billing URL, defaulting to the demo SQLite database."""
+        if self.billing_url:
+            return self.billing_url
+        return f"sqlite:///{Path(self.var_dir) / DEFAULT_DEMO_DB}"
+
+    @property
+    def report_period_pin(self) -> tuple[int, int] | None:
+        """Return the pinned latest closed period as (year, month), if any."""
+        if not self.report_period:
+            return None
+        return parse_period(self.report_period, "AZERSU_REPORT_PERIOD")
+
+    def validate(self) -> Settings:
+        """Check values that a type alone does not; return self."""
+        try:
+            re.compile(self.subscriber_code_pattern)
+        except re.error as exc:
+            raise ConfigurationError(
+                "AZERSU_SUBSCRIBER_CODE_PATTERN", f"not a regular expression: {exc}"
+            ) from exc
+        _ = self.report_period_pin
+        for name in ("port", "workers", "threads"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(env_name(name), "must be at least 1")
+        if self.port > 65535:
+            raise ConfigurationError("AZERSU_PORT", "must be at most 65535")
+        return self
+
+
+def env_name(field_name: str) -> str:
+    """Return the environment variable of a settings field."""
+    return ENV_PREFIX + field_name.upper()
+
+
+def parse_period(text: str, setting: str) -> tuple[int, int]:
+    """Parse ``YYYY-MM`` into (year, month)."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ConfigurationError(setting, f"expected YYYY-MM, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def read_settings_file(path: str) -> dict[str, str]:
+    """Read ``KEY=VALUE`` lines (``#`` comments, optional quotes) from a file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(SETTINGS_FILE_VARIABLE, f"cannot read {path}: {exc}") from exc
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.startswith(ENV_PREFIX):
+            raise ConfigurationError(
+                SETTINGS_FILE_VARIABLE, f"{path}:{number}: expected AZERSU_NAME=value"
+            )
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Load settings from the environment and the optional settings file."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    settings_file = environ.get(SETTINGS_FILE_VARIABLE)
+    if settings_file:
+        values.update(read_settings_file(settings_file))
+    values.update({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)})
+
+    known = {env_name(f.name): f for f in fields(Settings)}
+    kwargs: dict[str, object] = {}
+    for key, raw in values.items():
+        if key == SETTINGS_FILE_VARIABLE:
+            continue
+        field = known.get(key)
+        if field is None:
+            # A misspelt variable would silently fall back to a default: refuse it.
+            raise ConfigurationError(key, "unknown setting")
+        if field.type in ("int", int):
+            try:
+                kwargs[field.name] = int(raw)
+            except ValueError as exc:
+                raise ConfigurationError(key, f"expected an integer, got {raw!r}") from exc
+        else:
+            kwargs[field.name] = raw
+    return Settings(**kwargs).validate()  # type: ignore[arg-type]

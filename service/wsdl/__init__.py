@@ -1,0 +1,1 @@
+"""The published contract: namespaces, Spyne types and the WSDL snapshot."""

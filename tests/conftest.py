@@ -1,0 +1,96 @@
+"""Shared fixtures: a hand-made billing database, settings, and the service on loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+
+from service.app import ServiceApp, create_app
+from service.settings import Settings
+from tests import billing_fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ROOT / "schemas"
+
+
+@pytest.fixture(scope="session")
+def billing_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Return the URL of an SQLite billing database with the hand-made rows."""
+    path = tmp_path_factory.mktemp("billing") / "billing.sqlite"
+    url = f"sqlite:///{path}"
+    billing_fixtures.create_billing_db(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def base_settings(billing_db: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Return settings for the hand-made database, the window pinned to 2026-02."""
+    return Settings(
+        var_dir=str(tmp_path_factory.mktemp("var")),
+        billing_url=billing_db,
+        report_period=billing_fixtures.REPORT_PERIOD,
+    )
+
+
+@pytest.fixture
+def settings(base_settings: Settings) -> Settings:
+    """Return the test settings (override with dataclasses.replace)."""
+    return dataclasses.replace(base_settings)
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+class LiveServer:
+    """The service's WSGI app served over HTTP on a free loopback port."""
+
+    def __init__(self, app: ServiceApp) -> None:
+        self.app = app
+        self.httpd = make_server(
+            "127.0.0.1", 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self.port = self.httpd.server_port
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base_url}/soap"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.app.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(base_settings: Settings) -> Iterator[LiveServer]:
+    """Serve the app built from the base settings for the whole session."""
+    server = LiveServer(create_app(base_settings))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def serve_app() -> Iterator[type[LiveServer]]:
+    """Return a factory for servers with other settings; they stop after the test."""
+    started: list[LiveServer] = []
+
+    class _Factory(LiveServer):
+        def __init__(self, app: ServiceApp) -> None:
+            super().__init__(app)
+            started.append(self)
+
+    yield _Factory
+    for server in started:
+        server.stop()
