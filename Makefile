@@ -3,6 +3,10 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB := var/billing-demo.sqlite
+PKI := var/pki
+# `make run` uses the development PKI it creates under var/pki (never committed).
+DEV_TRUST := AZERSU_SIGN_KEY=$(PKI)/service.key AZERSU_SIGN_CERT=$(PKI)/service.pem \
+	AZERSU_TRUST_CA=$(PKI)/ca.pem
 
 .PHONY: install run test lint bench clean
 
@@ -17,8 +21,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 $(DEMO_DB): | $(VENV)/.installed
 	$(BIN)/azersu-statement init-demo --db sqlite:///$(DEMO_DB)
 
-run: install $(DEMO_DB)
-	$(BIN)/azersu-statement serve
+$(PKI)/ca.pem: | $(VENV)/.installed
+	$(BIN)/azersu-statement pki init --out $(PKI)
+
+run: install $(DEMO_DB) $(PKI)/ca.pem
+	$(DEV_TRUST) $(BIN)/azersu-statement serve
 
 test: install
 	$(BIN)/python -m pytest

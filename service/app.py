@@ -26,6 +26,19 @@ from service.billing.tables import build_billing_tables
 from service.errors import ConfigurationError, to_soap_fault
 from service.handlers.billing_statement import BillingStatementService, StatementContext
 from service.settings import Settings, load_settings
+from service.signing.keys import (
+    SigningIdentity,
+    check_libxml2_versions,
+    harden_xmlsec,
+    load_signing_identity,
+    read_password,
+)
+from service.signing.replay import InMemoryReplayCache
+from service.signing.statement_signature import StatementSigner
+from service.signing.trust import TrustStore
+from service.signing.wsse import WsseSigner, WsseVerifier
+from service.soap_gateway import SoapGateway
+from service.wsdl.document import install_wsdl_amendments
 from service.wsdl.namespaces import SERVICE_NAME, TNS
 
 log = logging.getLogger("service.app")
@@ -34,7 +47,7 @@ SOAP_PATH = "/soap"
 StartResponse = Any  # the WSGI start_response callable
 
 
-class StatementApplication(Application):  # type: ignore[misc]
+class StatementApplication(Application):
     """Spyne's Application with the service's context and its one fault mapping."""
 
     def __init__(self, statement_context: StatementContext | None, **kwargs: Any) -> None:
@@ -52,7 +65,7 @@ class StatementApplication(Application):  # type: ignore[misc]
             raise fault from exc
 
 
-class SoapWsgiApplication(WsgiApplication):  # type: ignore[misc]
+class SoapWsgiApplication(WsgiApplication):
     """Spyne's WSGI server with the service's fault mapping for transport errors.
 
     Spyne raises its own Faults while it parses and validates the request
@@ -60,6 +73,10 @@ class SoapWsgiApplication(WsgiApplication):  # type: ignore[misc]
     the input.  They are replaced here by the stable code and plain string of
     :mod:`service.errors`.
     """
+
+    def __init__(self, app: Application) -> None:
+        super().__init__(app)
+        install_wsdl_amendments(self.doc.wsdl11)
 
     def handle_error(
         self, p_ctx: Any, others: Any, error: Any, start_response: StartResponse
@@ -80,17 +97,34 @@ class ServiceApp:
         settings: Settings,
         billing_engine: Engine,
         spyne_app: StatementApplication,
+        identity: SigningIdentity,
+        trust: TrustStore,
     ) -> None:
         self.settings = settings
         self.billing_engine = billing_engine
         self.spyne_app = spyne_app
-        self.soap = SoapWsgiApplication(spyne_app)
+        self.identity = identity
+        self.trust = trust
+        self.replay_cache = InMemoryReplayCache(settings.replay_cache_entries)
+        self.verifier = WsseVerifier(
+            trust,
+            self.replay_cache,
+            clock_skew_s=settings.wsse_clock_skew_s,
+            max_age_s=settings.wsse_max_age_s,
+        )
+        self.soap = SoapGateway(
+            SoapWsgiApplication(spyne_app),
+            self.verifier,
+            WsseSigner(identity, lifetime_s=settings.response_lifetime_s),
+            StatementSigner(identity),
+            max_body_bytes=settings.max_body_bytes,
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Route a WSGI request: ``/soap`` (and its WSDL) and ``/healthz``."""
         path = environ.get("PATH_INFO", "")
         if path == SOAP_PATH:
-            return self.soap(environ, start_response)  # type: ignore[no-any-return]
+            return self.soap(environ, start_response)
         if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return _plain(start_response, "200 OK", b"ok\n")
         return _plain(start_response, "404 Not Found", b"not found\n")
@@ -138,6 +172,9 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     """Build the service from settings (by default, loaded from the environment)."""
     settings = (settings or load_settings()).validate()
     logging.getLogger("service").setLevel(settings.log_level.upper())
+    check_libxml2_versions()
+    harden_xmlsec()
+    identity, trust = load_trust(settings)
     engine = create_billing_engine(settings)
     tables = build_billing_tables(
         settings.billing_schema or None,
@@ -156,7 +193,15 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         code_pattern=re.compile(settings.subscriber_code_pattern),
         issuer=settings.issuer,
     )
-    return ServiceApp(settings, engine, build_spyne_application(context))
+    return ServiceApp(settings, engine, build_spyne_application(context), identity, trust)
+
+
+def load_trust(settings: Settings) -> tuple[SigningIdentity, TrustStore]:
+    """Load the signing identity and the trust store once, at start."""
+    password = read_password(settings.sign_key_password, settings.sign_key_password_file)
+    identity = load_signing_identity(settings.sign_key, settings.sign_cert, password)
+    trust = TrustStore.from_pem_file(settings.trust_ca, settings.trusted_client_fingerprints)
+    return identity, trust
 
 
 def build_spyne_application(context: StatementContext | None) -> StatementApplication:

@@ -6,7 +6,10 @@ Commands:
 * ``init-demo [--db URL] [--subscribers N] [--months M]`` -- build the demo
   billing database;
 * ``call --url URL --code CODE --fin FIN [--lang az|en|ru] [--xml]`` -- call the
-  service as the portal would and print the statement.
+  service as the portal would (a signed request), verify the signed answer
+  strictly and print the statement;
+* ``pki init --out var/pki`` -- create a development CA, service and portal keys;
+* ``verify FILE [--trust CA.pem]`` -- check a saved statement offline.
 
 A configuration error ends the command with one line naming the setting and
 exit status 2.
@@ -50,6 +53,22 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--lang", choices=("az", "en", "ru"), help="language of the message")
     call.add_argument("--xml", action="store_true", help="print the raw response XML")
     call.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    call.add_argument("--key", default="var/pki/portal.key", help="the caller's signing key")
+    call.add_argument("--cert", default="var/pki/portal.pem", help="the caller's certificate")
+    call.add_argument(
+        "--trust", default="var/pki/ca.pem", help="CA bundle the service's signatures chain to"
+    )
+    call.add_argument("--save-statement", metavar="FILE", help="save the signed Statement")
+
+    pki = commands.add_parser("pki", help="development keys and certificates")
+    pki_commands = pki.add_subparsers(dest="pki_command", required=True)
+    pki_init = pki_commands.add_parser("init", help="create a development CA, service and portal")
+    pki_init.add_argument("--out", default="var/pki", help="folder (default var/pki)")
+    pki_init.add_argument("--force", action="store_true", help="replace existing files")
+
+    verify = commands.add_parser("verify", help="check a saved statement's signature offline")
+    verify.add_argument("file", help="a Statement saved as XML")
+    verify.add_argument("--trust", help="CA bundle (default AZERSU_TRUST_CA or var/pki/ca.pem)")
     return parser
 
 
@@ -64,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _init_demo(settings, args)
         if args.command == "call":
             return _call(args)
+        if args.command == "pki":
+            return _pki(args)
+        if args.command == "verify":
+            return _verify(settings, args)
     except ConfigurationError as exc:
         print(f"azersu-statement: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -117,21 +140,83 @@ def _init_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def _call(args: argparse.Namespace) -> int:
     import requests
+    from lxml import etree
     from zeep.exceptions import Fault, TransportError
 
-    from service.client import call_statement, pretty_xml
+    from service.client import StatementClient, pretty_xml
+    from service.errors import ServiceFault
+    from service.signing.keys import load_signing_identity
+    from service.signing.trust import TrustStore
     from service.statement_text import format_response
 
+    identity = load_signing_identity(
+        args.key, args.cert, None, key_setting="--key", cert_setting="--cert"
+    )
+    trust = TrustStore.from_pem_file(args.trust, setting="--trust")
     try:
-        result = call_statement(args.url, args.code, args.fin, args.lang, args.timeout)
+        client = StatementClient(args.url, identity, trust, timeout_s=args.timeout)
+        result = client.call(args.code, args.fin, args.lang)
+    except ServiceFault as failure:  # the answer did not verify
+        print(
+            f"azersu-statement: the answer is NOT trusted: {failure.faultcode}: {failure}",
+            file=sys.stderr,
+        )
+        return 5
     except Fault as fault:
         print(f"SOAP Fault {fault.code}: {fault.message}", file=sys.stderr)
         return 3
     except (requests.RequestException, TransportError) as exc:
         print(f"azersu-statement: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 4
+    if args.save_statement and result.statement is not None:
+        with open(args.save_statement, "wb") as handle:
+            handle.write(etree.tostring(result.statement.statement, encoding="UTF-8"))
     if args.xml:
         print(pretty_xml(result.raw_xml))
     else:
         print(format_response(result.response))
+        if result.statement is not None:
+            print(f"\nSigned by: {result.statement.signer.subject}")
     return 0 if result.response.Status == "OK" else 1
+
+
+def _pki(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from service.pki import init_pki
+
+    try:
+        files = init_pki(Path(args.out), force=args.force)
+    except FileExistsError as exc:
+        print(f"azersu-statement: {exc}", file=sys.stderr)
+        return 1
+    for name, path in files.items():
+        print(f"{name:12} {path}")
+    return 0
+
+
+def _verify(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from service.errors import AzersuError
+    from service.signing.hardened_xml import parse_request
+    from service.signing.statement_signature import StatementVerifier
+    from service.signing.trust import TrustStore
+    from service.statement_text import format_statement, statement_view
+
+    trust_path = args.trust or settings.trust_ca or "var/pki/ca.pem"
+    trust = TrustStore.from_pem_file(trust_path, setting="--trust")
+    try:
+        raw = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"azersu-statement: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        verified = StatementVerifier(trust).verify(parse_request(raw))
+    except AzersuError as failure:
+        print(f"NOT VERIFIED / TƏSDİQLƏNMƏYİB: {failure}", file=sys.stderr)
+        return 1
+    print(f"VERIFIED: signed by {verified.signer.subject}")
+    print(f"SHA-256 of the signature value: {verified.signature_value_sha256}\n")
+    print(format_statement(statement_view(verified.statement)))
+    return 0

@@ -1,4 +1,11 @@
-"""A zeep client for the service, as the e-gov.az portal would call it."""
+"""A zeep client for the service, as the e-gov.az portal calls it.
+
+The request is signed with WS-Security (the portal's key and certificate).
+The response is verified strictly before zeep reads it: the envelope's
+signature over Body and Timestamp, and the Statement's own signature, both
+chaining to the trust anchor.  zeep's built-in ``verify`` is not used: it
+accepts a message whose Body was never signed, and a signature-wrapped one.
+"""
 
 from __future__ import annotations
 
@@ -7,45 +14,100 @@ from typing import Any
 
 import requests
 from lxml import etree
-from zeep import Client, Settings
+from zeep import Client, Plugin, Settings
 from zeep.transports import Transport
 
+from service.errors import InvalidSecurity
+from service.signing.hardened_xml import parse_request
+from service.signing.keys import SigningIdentity
+from service.signing.statement_signature import STATEMENT_TAG, StatementVerifier, VerifiedStatement
+from service.signing.trust import TrustStore
+from service.signing.wsse import VerifiedEnvelope, WsseSigner, WsseVerifier
 from service.wsdl.namespaces import OPERATION
 
 
 @dataclass(frozen=True)
 class CallResult:
-    """What the service answered: the parsed response and the raw XML."""
+    """What the service answered: the parsed response, the raw XML and the verified parts."""
 
     response: Any
     raw_xml: bytes
+    envelope: VerifiedEnvelope
+    statement: VerifiedStatement | None
 
 
-def make_client(url: str, timeout_s: float = 10.0) -> Client:
-    """Return a zeep client for the service at ``url`` (its ``/soap`` endpoint)."""
-    session = requests.Session()
-    transport = Transport(session=session, timeout=timeout_s, operation_timeout=timeout_s)
-    # Strict parsing and no external resolution: the WSDL comes from the service.
-    settings = Settings(strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True)
-    return Client(f"{url}?wsdl", transport=transport, settings=settings)
+class _SigningPlugin(Plugin):
+    """Sign each outgoing envelope as the last step before it is sent.
+
+    A zeep plugin rather than zeep's ``wsse`` hook, because zeep would then also
+    run that hook's ``verify`` on the parsed reply; the reply is verified here
+    instead, strictly and on the raw bytes, before zeep parses it.
+    """
+
+    def __init__(self, signer: WsseSigner) -> None:
+        self.signer = signer
+
+    def egress(
+        self,
+        envelope: etree._Element,
+        http_headers: dict[str, str],
+        operation: Any,
+        binding_options: Any,
+    ) -> tuple[etree._Element, dict[str, str]]:
+        """Sign the envelope's Body and a fresh Timestamp."""
+        self.signer.sign(envelope)
+        return envelope, http_headers
 
 
-def call_statement(
-    url: str, code: str, fin: str | None, language: str | None = None, timeout_s: float = 10.0
-) -> CallResult:
-    """Call GetBillingStatement and return the parsed response and the raw XML."""
-    client = make_client(url, timeout_s)
-    kwargs: dict[str, Any] = {"SubscriberCode": code}
-    if fin is not None:
-        kwargs["CitizenFin"] = fin
-    if language:
-        kwargs["Language"] = language
-    with client.settings(raw_response=True):
-        http_response = getattr(client.service, OPERATION)(**kwargs)
-    raw = http_response.content
-    operation = client.service._binding._operations[OPERATION]
-    response = client.service._binding.process_reply(client, operation, http_response)
-    return CallResult(response=response, raw_xml=raw)
+class StatementClient:
+    """Call GetBillingStatement with a signed request; verify the signed answer."""
+
+    def __init__(
+        self,
+        url: str,
+        identity: SigningIdentity,
+        trust: TrustStore,
+        *,
+        timeout_s: float = 10.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.url = url
+        transport = Transport(
+            session=session or requests.Session(), timeout=timeout_s, operation_timeout=timeout_s
+        )
+        settings = Settings(strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True)
+        self.zeep = Client(
+            f"{url}?wsdl",
+            transport=transport,
+            settings=settings,
+            plugins=[_SigningPlugin(WsseSigner(identity))],
+        )
+        self.envelope_verifier = WsseVerifier(trust, None, allow_body_signatures=True)
+        self.statement_verifier = StatementVerifier(trust)
+
+    def call(self, code: str, fin: str | None, language: str | None = None) -> CallResult:
+        """Call the service; raise zeep's Fault for a (verified) SOAP Fault."""
+        kwargs: dict[str, Any] = {"SubscriberCode": code}
+        if fin is not None:
+            kwargs["CitizenFin"] = fin
+        if language:
+            kwargs["Language"] = language
+        with self.zeep.settings(raw_response=True):
+            http_response = getattr(self.zeep.service, OPERATION)(**kwargs)
+        raw = http_response.content
+        envelope, statement = self.verify_response(raw)
+        operation = self.zeep.service._binding._operations[OPERATION]
+        response = self.zeep.service._binding.process_reply(self.zeep, operation, http_response)
+        return CallResult(response, raw, envelope, statement)
+
+    def verify_response(self, raw: bytes) -> tuple[VerifiedEnvelope, VerifiedStatement | None]:
+        """Verify the response envelope, then the Statement inside its verified Body."""
+        verified = self.envelope_verifier.verify(parse_request(raw))
+        statements = list(verified.body.iter(STATEMENT_TAG))
+        if len(statements) > 1:
+            raise InvalidSecurity("more than one Statement", "structure")
+        statement = self.statement_verifier.verify(statements[0]) if statements else None
+        return verified, statement
 
 
 def pretty_xml(raw: bytes) -> str:

@@ -87,6 +87,11 @@ class ServiceFault(AzersuError):
 
     faultcode = "Server.InternalError"
     faultstring = "Internal error"
+    #: Namespace of the faultcode QName: None for the SOAP envelope's own
+    #: (``Client``/``Server``), the wsse namespace for WS-Security faults.
+    fault_namespace: str | None = None
+    #: HTTP status of the fault response (SOAP 1.1 over HTTP: 500).
+    http_status = "500 Internal Server Error"
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.faultstring)
@@ -122,6 +127,91 @@ class SchemaViolation(ClientFault):
 class UnknownOperation(ClientFault):
     faultcode = "Client.UnknownOperation"
     faultstring = "Unknown operation"
+
+
+class ForbiddenXml(ClientFault):
+    """A DOCTYPE, an entity, a comment or processing instruction in the Body, or absurd nesting."""
+
+    faultcode = "Client.ForbiddenXml"
+    faultstring = "The request uses XML constructs that the service does not accept"
+
+
+class SigningFailed(ServiceFault):
+    """The response could not be signed: the answer is this Fault, never an unsigned reply."""
+
+    faultcode = "Server.SigningFailed"
+    faultstring = "The response could not be signed"
+
+
+class ReplayStoreUnavailable(ServiceFault):
+    """The replay cache can't record the message, so it is refused (fail closed)."""
+
+    faultcode = "Server.ReplayStoreUnavailable"
+    faultstring = "The service cannot check for replayed messages; try again later"
+
+
+class HttpRejection(AzersuError):
+    """The request is refused at the HTTP level, before its body is read."""
+
+    status = "400 Bad Request"
+    message = "bad request"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.message)
+        self.detail = detail
+
+
+class BodyTooLarge(HttpRejection):
+    status = "413 Content Too Large"
+    message = "the request body is too large"
+
+
+class UnsupportedMediaType(HttpRejection):
+    status = "415 Unsupported Media Type"
+    message = "a SOAP 1.1 request is text/xml in UTF-8"
+
+
+class SecurityFault(ServiceFault):
+    """A WS-Security failure (OASIS WSS 1.1, section 12): a wsse fault code.
+
+    The caller learns only the code; the reason (``detail``) goes to the log
+    and to the signature-failure metrics.
+    """
+
+    fault_namespace = (
+        "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+    )
+    faultcode = "InvalidSecurity"
+    faultstring = "An error was discovered processing the <wsse:Security> header"
+
+    def __init__(self, detail: str = "", reason: str = "invalid") -> None:
+        super().__init__(detail)
+        #: A short, stable label of the cause, for logs and metrics.
+        self.reason = reason
+
+
+class InvalidSecurity(SecurityFault):
+    """Missing, duplicated or malformed security elements; signature wrapping; replay."""
+
+
+class UnsupportedAlgorithm(SecurityFault):
+    faultcode = "UnsupportedAlgorithm"
+    faultstring = "An unsupported signature or encryption algorithm was used"
+
+
+class FailedCheck(SecurityFault):
+    faultcode = "FailedCheck"
+    faultstring = "The signature or decryption was invalid"
+
+
+class FailedAuthentication(SecurityFault):
+    faultcode = "FailedAuthentication"
+    faultstring = "The security token could not be authenticated or authorized"
+
+
+class MessageExpired(SecurityFault):
+    faultcode = "MessageExpired"
+    faultstring = "The message has expired"
 
 
 # Spyne raises its own Faults while parsing and validating a request; their

@@ -13,7 +13,7 @@ from gunicorn.app.base import BaseApplication
 from service.settings import Settings
 
 
-class GunicornServer(BaseApplication):  # type: ignore[misc]
+class GunicornServer(BaseApplication):
     """A gunicorn application whose config comes from :class:`Settings`."""
 
     def __init__(self, settings: Settings) -> None:

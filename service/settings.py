@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from service.errors import ConfigurationError
@@ -63,6 +63,36 @@ class Settings:
     #: Log level of the service's own loggers.
     log_level: str = "INFO"
 
+    # --- Trust (WS-Security and the statement signature) ---
+    #: The service's signing key: a PEM private key, or a PKCS#12 file holding
+    #: key and certificate.  Required: the service never answers unsigned.
+    sign_key: str = ""
+    #: The service's certificate (PEM); not needed with PKCS#12.
+    sign_cert: str = ""
+    #: Password of the key, or a file whose first line is the password.
+    sign_key_password: str = field(default="", repr=False)
+    sign_key_password_file: str = ""
+    #: PEM bundle of the CA certificates that callers' certificates must chain to.
+    trust_ca: str = ""
+    #: Optional allowlist of caller certificates: SHA-256 fingerprints (hex,
+    #: colons allowed), separated by commas or spaces.  Empty: any trusted caller.
+    trusted_clients: str = ""
+    #: Allowed difference between the caller's clock and ours, in seconds.
+    wsse_clock_skew_s: int = 300
+    #: Oldest accepted request Timestamp (Created), in seconds.
+    wsse_max_age_s: int = 300
+    #: Lifetime of the Timestamp the service puts on its responses, in seconds.
+    response_lifetime_s: int = 300
+    #: Largest request body accepted, in bytes (refused with HTTP 413 unread).
+    max_body_bytes: int = 256 * 1024
+    #: Most messages the in-memory replay cache remembers at once.
+    replay_cache_entries: int = 1_000_000
+
+    @property
+    def trusted_client_fingerprints(self) -> tuple[str, ...]:
+        """Return the pinned client fingerprints as listed."""
+        return tuple(part for part in re.split(r"[,\s]+", self.trusted_clients) if part)
+
     @property
     def resolved_billing_url(self) -> str:
         """Return the billing URL, defaulting to the demo SQLite database."""
@@ -86,9 +116,19 @@ class Settings:
                 "AZERSU_SUBSCRIBER_CODE_PATTERN", f"not a regular expression: {exc}"
             ) from exc
         _ = self.report_period_pin
-        for name in ("port", "workers", "threads"):
+        for name in (
+            "port",
+            "workers",
+            "threads",
+            "wsse_max_age_s",
+            "response_lifetime_s",
+            "max_body_bytes",
+            "replay_cache_entries",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(env_name(name), "must be at least 1")
+        if self.wsse_clock_skew_s < 0:
+            raise ConfigurationError("AZERSU_WSSE_CLOCK_SKEW_S", "must not be negative")
         if self.port > 65535:
             raise ConfigurationError("AZERSU_PORT", "must be at most 65535")
         return self

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+from lxml import etree
 
 from service.app import ServiceApp, create_app
+from service.client import StatementClient
+from service.pki import init_pki
 from service.settings import Settings
+from service.signing.keys import SigningIdentity, load_signing_identity
+from service.signing.trust import TrustStore
+from service.signing.wsse import WsseSigner
 from tests import billing_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,12 +35,48 @@ def billing_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def base_settings(billing_db: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Return the files of a development PKI made for this test session."""
+    return init_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def portal_identity(pki: dict[str, Path]) -> SigningIdentity:
+    """Return the portal's (the caller's) signing identity."""
+    return load_signing_identity(str(pki["portal.key"]), str(pki["portal.pem"]), None)
+
+
+@pytest.fixture(scope="session")
+def sign(portal_identity: SigningIdentity) -> Callable[[bytes], bytes]:
+    """Return a function that signs a SOAP envelope as the portal does."""
+    signer = WsseSigner(portal_identity)
+
+    def _sign(envelope: bytes) -> bytes:
+        root = etree.fromstring(envelope)
+        signer.sign(root)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    return _sign
+
+
+@pytest.fixture(scope="session")
+def trust(pki: dict[str, Path]) -> TrustStore:
+    """Return the trust store of the development CA."""
+    return TrustStore.from_pem_file(str(pki["ca.pem"]))
+
+
+@pytest.fixture(scope="session")
+def base_settings(
+    billing_db: str, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     """Return settings for the hand-made database, the window pinned to 2026-02."""
     return Settings(
         var_dir=str(tmp_path_factory.mktemp("var")),
         billing_url=billing_db,
         report_period=billing_fixtures.REPORT_PERIOD,
+        sign_key=str(pki["service.key"]),
+        sign_cert=str(pki["service.pem"]),
+        trust_ca=str(pki["ca.pem"]),
     )
 
 
@@ -49,7 +91,7 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -79,6 +121,14 @@ def live_server(base_settings: Settings) -> Iterator[LiveServer]:
     server = LiveServer(create_app(base_settings))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def portal(
+    live_server: LiveServer, portal_identity: SigningIdentity, trust: TrustStore
+) -> StatementClient:
+    """Return a client that signs as the portal and verifies the answers strictly."""
+    return StatementClient(live_server.url, portal_identity, trust)
 
 
 @pytest.fixture

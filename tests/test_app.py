@@ -41,17 +41,24 @@ def fault_of(response: requests.Response) -> tuple[str, str]:
     return local, fault.findtext("faultstring") or ""
 
 
-def test_raw_request_gets_a_statement(live_server) -> None:
-    response = requests.post(live_server.url, data=envelope(request_body()), headers=HEADERS)
+def test_raw_request_gets_a_statement(live_server, sign) -> None:
+    response = requests.post(
+        live_server.url, data=sign(envelope(request_body())), headers=HEADERS, timeout=10
+    )
     assert response.status_code == 200
     root = etree.fromstring(response.content)
     assert root.findtext(f".//{{{TNS}}}Status") == "OK"
     assert "İsmayılzadə".encode() in response.content
 
 
-def test_empty_subscriber_code_element_is_a_business_status(live_server) -> None:
-    body = f"<t:GetBillingStatement><t:SubscriberCode/><t:CitizenFin>{bf.FIN}</t:CitizenFin></t:GetBillingStatement>"
-    response = requests.post(live_server.url, data=envelope(body), headers=HEADERS)
+def test_empty_subscriber_code_element_is_a_business_status(live_server, sign) -> None:
+    body = (
+        "<t:GetBillingStatement><t:SubscriberCode/>"
+        f"<t:CitizenFin>{bf.FIN}</t:CitizenFin></t:GetBillingStatement>"
+    )
+    response = requests.post(
+        live_server.url, data=sign(envelope(body)), headers=HEADERS, timeout=10
+    )
     assert etree.fromstring(response.content).findtext(f".//{{{TNS}}}Status") == (
         "SUBSCRIBER_CODE_EMPTY"
     )
@@ -62,8 +69,12 @@ def test_empty_subscriber_code_element_is_a_business_status(live_server) -> None
     [
         (b"this is not xml", "Client.MalformedRequest"),
         (envelope(request_body())[:-20], "Client.MalformedRequest"),
-        (envelope("<t:GetBillingStatement><t:CitizenFin>X</t:CitizenFin></t:GetBillingStatement>"),
-         "Client.SchemaValidation"),
+        (
+            envelope(
+                "<t:GetBillingStatement><t:CitizenFin>X</t:CitizenFin></t:GetBillingStatement>"
+            ),
+            "Client.SchemaValidation",
+        ),
         (envelope(request_body(extra="<t:Language>fr</t:Language>")), "Client.SchemaValidation"),
         (envelope(request_body(extra="<t:Unexpected>1</t:Unexpected>")), "Client.SchemaValidation"),
         # In document/literal an unknown operation is an element the schema lacks.
@@ -71,25 +82,33 @@ def test_empty_subscriber_code_element_is_a_business_status(live_server) -> None
     ],
     ids=["not-xml", "truncated", "missing-code", "bad-language", "extra-element", "unknown-op"],
 )
-def test_bad_requests_get_stable_faults(live_server, payload: bytes, faultcode: str) -> None:
-    response = requests.post(live_server.url, data=payload, headers=HEADERS)
+def test_bad_requests_get_stable_faults(
+    live_server, sign, payload: bytes, faultcode: str
+) -> None:
+    if faultcode == "Client.SchemaValidation":
+        payload = sign(payload)  # well-formed and signed: it reaches Spyne's schema check
+    response = requests.post(live_server.url, data=payload, headers=HEADERS, timeout=10)
     assert response.status_code == 500
     code, string = fault_of(response)
     assert code == faultcode
     assert "Traceback" not in response.text
     assert "lxml" not in string and "line" not in string  # plain, no parser details
     # The server still answers the next good request.
-    good = requests.post(live_server.url, data=envelope(request_body()), headers=HEADERS)
+    good = requests.post(
+        live_server.url, data=sign(envelope(request_body())), headers=HEADERS, timeout=10
+    )
     assert etree.fromstring(good.content).findtext(f".//{{{TNS}}}Status") == "OK"
 
 
-def test_billing_unavailable_is_a_server_fault(settings, serve_app, tmp_path: Path) -> None:
+def test_billing_unavailable_is_a_server_fault(settings, serve_app, sign, tmp_path: Path) -> None:
     db = tmp_path / "billing.sqlite"
     bf.create_billing_db(f"sqlite:///{db}")
     server = serve_app(create_app(dataclasses.replace(settings, billing_url=f"sqlite:///{db}")))
     db.unlink()  # the database goes away under the running service
     db.write_bytes(b"garbage, not a database" * 100)
-    response = requests.post(server.url, data=envelope(request_body()), headers=HEADERS)
+    response = requests.post(
+        server.url, data=sign(envelope(request_body())), headers=HEADERS, timeout=10
+    )
     code, string = fault_of(response)
     assert code == "Server.BillingUnavailable"
     assert "garbage" not in response.text and "sqlite" not in response.text.lower()
@@ -97,11 +116,11 @@ def test_billing_unavailable_is_a_server_fault(settings, serve_app, tmp_path: Pa
 
 
 def test_wsdl_and_routes(live_server) -> None:
-    wsdl = requests.get(f"{live_server.url}?wsdl")
+    wsdl = requests.get(f"{live_server.url}?wsdl", timeout=10)
     assert wsdl.status_code == 200
     assert b"GetBillingStatement" in wsdl.content
-    assert requests.get(f"{live_server.base_url}/healthz").text == "ok\n"
-    assert requests.get(f"{live_server.base_url}/nothing-here").status_code == 404
+    assert requests.get(f"{live_server.base_url}/healthz", timeout=10).text == "ok\n"
+    assert requests.get(f"{live_server.base_url}/nothing-here", timeout=10).status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
-from service.client import call_statement
+from service.signing.namespaces import DS
 from service.wsdl.namespaces import TNS
 from tests import billing_fixtures as bf
 from tests.conftest import SCHEMAS
@@ -43,8 +43,8 @@ def _statement_element(raw: bytes) -> etree._Element:
         (f"  {bf.FULL}  ", bf.FIN.lower(), "OK"),
     ],
 )
-def test_each_status(live_server, code: str, fin: str | None, status: str) -> None:
-    result = call_statement(live_server.url, code, fin)
+def test_each_status(portal, code: str, fin: str | None, status: str) -> None:
+    result = portal.call(code, fin)
     assert result.response.Status == status
     assert result.response.Message
     root = etree.fromstring(result.raw_xml)
@@ -62,8 +62,8 @@ def test_each_status(live_server, code: str, fin: str | None, status: str) -> No
         (bf.BUSINESS, "BAD", "FIN_INVALID"),
     ],
 )
-def test_checks_run_in_contract_order(live_server, code: str, fin: str, status: str) -> None:
-    assert call_statement(live_server.url, code, fin).response.Status == status
+def test_checks_run_in_contract_order(portal, code: str, fin: str, status: str) -> None:
+    assert portal.call(code, fin).response.Status == status
 
 
 @pytest.mark.parametrize(
@@ -75,13 +75,13 @@ def test_checks_run_in_contract_order(live_server, code: str, fin: str, status: 
         ("ru", "Код абонента не введён"),
     ],
 )
-def test_message_language(live_server, language: str | None, expected: str) -> None:
-    result = call_statement(live_server.url, "", bf.FIN, language)
+def test_message_language(portal, language: str | None, expected: str) -> None:
+    result = portal.call("", bf.FIN, language)
     assert result.response.Message.startswith(expected)
 
 
-def test_statement_fields_and_azerbaijani_text(live_server) -> None:
-    statement = call_statement(live_server.url, bf.FULL, bf.FIN).response.Statement
+def test_statement_fields_and_azerbaijani_text(portal) -> None:
+    statement = portal.call(bf.FULL, bf.FIN).response.Statement
     sub = statement.Subscriber
     assert (sub.Code, sub.LastName, sub.FirstName, sub.Patronymic) == (
         bf.FULL,
@@ -111,9 +111,9 @@ def test_statement_fields_and_azerbaijani_text(live_server) -> None:
     assert statement.Totals.PaidAmount == Decimal("144.00")
 
 
-def test_statement_numbers_are_unique(live_server) -> None:
+def test_statement_numbers_are_unique(portal) -> None:
     numbers = {
-        call_statement(live_server.url, bf.FULL, bf.FIN).response.Statement.StatementNumber
+        portal.call(bf.FULL, bf.FIN).response.Statement.StatementNumber
         for _ in range(5)
     }
     assert len(numbers) == 5
@@ -126,8 +126,8 @@ def _rows(statement) -> list[tuple[int, int, Decimal, Decimal, Decimal]]:
     ]
 
 
-def test_new_account_has_only_months_since_opening(live_server) -> None:
-    statement = call_statement(live_server.url, bf.NEW, bf.FIN).response.Statement
+def test_new_account_has_only_months_since_opening(portal) -> None:
+    statement = portal.call(bf.NEW, bf.FIN).response.Statement
     assert _rows(statement) == [
         (2025, 12, Decimal("9"), Decimal("4.50"), Decimal("20.00")),
         (2026, 1, Decimal("9"), Decimal("4.50"), Decimal("0.00")),
@@ -136,8 +136,8 @@ def test_new_account_has_only_months_since_opening(live_server) -> None:
     assert statement.Subscriber.MeterType == "SMART_CARD"
 
 
-def test_missing_months_show_zeros_and_no_payments(live_server) -> None:
-    statement = call_statement(live_server.url, bf.GAPS, bf.FIN).response.Statement
+def test_missing_months_show_zeros_and_no_payments(portal) -> None:
+    statement = portal.call(bf.GAPS, bf.FIN).response.Statement
     rows = {(y, m): rest for y, m, *rest in _rows(statement)}
     assert len(rows) == 12
     assert rows[(2025, 6)] == [Decimal("0"), Decimal("0.00"), Decimal("0.00")]
@@ -150,14 +150,14 @@ def test_missing_months_show_zeros_and_no_payments(live_server) -> None:
     assert statement.Subscriber.Wastewater is False
 
 
-def test_overpayment(live_server) -> None:
-    statement = call_statement(live_server.url, bf.OVERPAID, bf.FIN).response.Statement
+def test_overpayment(portal) -> None:
+    statement = portal.call(bf.OVERPAID, bf.FIN).response.Statement
     assert statement.Totals.InvoicedAmount == Decimal("120.00")
     assert statement.Totals.PaidAmount == Decimal("180.00")
 
 
-def test_closed_account_gets_zeros_after_closing(live_server) -> None:
-    result = call_statement(live_server.url, bf.CLOSED, bf.FIN)
+def test_closed_account_gets_zeros_after_closing(portal) -> None:
+    result = portal.call(bf.CLOSED, bf.FIN)
     assert result.response.Status == "OK"
     rows = _rows(result.response.Statement)
     assert len(rows) == 12
@@ -165,8 +165,8 @@ def test_closed_account_gets_zeros_after_closing(live_server) -> None:
     assert all(r[3] == Decimal("0.00") for r in rows if (r[0], r[1]) > (2025, 9))
 
 
-def test_exact_decimal_sums_in_the_raw_xml(live_server) -> None:
-    result = call_statement(live_server.url, bf.EXACT, bf.FIN)
+def test_exact_decimal_sums_in_the_raw_xml(portal) -> None:
+    result = portal.call(bf.EXACT, bf.FIN)
     statement = _statement_element(result.raw_xml)
     for period in statement.iterfind("t:Periods/t:Period", NS):
         assert period.findtext("t:InvoicedAmount", namespaces=NS) == "0.30"
@@ -177,33 +177,33 @@ def test_exact_decimal_sums_in_the_raw_xml(live_server) -> None:
     assert statement.findtext("t:Totals/t:ConsumptionM3", namespaces=NS) == "9.72"
 
 
-@pytest.mark.parametrize(
-    "code", [bf.FULL, bf.NEW, bf.GAPS, bf.OVERPAID, bf.CLOSED, bf.EXACT]
-)
+@pytest.mark.parametrize("code", [bf.FULL, bf.NEW, bf.GAPS, bf.OVERPAID, bf.CLOSED, bf.EXACT])
 def test_every_statement_validates_against_the_published_xsd(
-    live_server, statement_schema: etree.XMLSchema, code: str
+    portal, statement_schema: etree.XMLSchema, code: str
 ) -> None:
-    result = call_statement(live_server.url, code, bf.FIN)
+    result = portal.call(code, bf.FIN)
     statement = _statement_element(result.raw_xml)
     assert statement.get("Id")
     assert statement_schema.validate(statement), statement_schema.error_log
 
 
-def test_totals_equal_the_sums_of_the_rows(live_server) -> None:
+def test_totals_equal_the_sums_of_the_rows(portal) -> None:
     for code in (bf.FULL, bf.NEW, bf.GAPS, bf.OVERPAID, bf.CLOSED, bf.EXACT):
-        statement = call_statement(live_server.url, code, bf.FIN).response.Statement
+        statement = portal.call(code, bf.FIN).response.Statement
         rows = _rows(statement)
         assert statement.Totals.ConsumptionM3 == sum((r[2] for r in rows), Decimal(0))
         assert statement.Totals.InvoicedAmount == sum((r[3] for r in rows), Decimal(0))
         assert statement.Totals.PaidAmount == sum((r[4] for r in rows), Decimal(0))
 
 
-def test_every_element_is_qualified(live_server) -> None:
-    result = call_statement(live_server.url, bf.FULL, bf.FIN)
+def test_every_element_is_qualified(portal) -> None:
+    result = portal.call(bf.FULL, bf.FIN)
     root = etree.fromstring(result.raw_xml)
     body = root[-1]
+    signature = body.find(f".//{{{DS}}}Signature")
+    assert signature is not None and signature.getparent().tag == f"{{{TNS}}}Statement"
     for element in body.iter():
-        if element is body:
+        if element is body or element is signature or signature in element.iterancestors():
             continue
         assert etree.QName(element).namespace == TNS, element.tag
     statement = _statement_element(result.raw_xml)

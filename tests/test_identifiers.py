@@ -61,7 +61,12 @@ def test_configured_pattern_is_used() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("5ZT3K9M", "5ZT3K9M"), ("5zt3k9m", "5ZT3K9M"), (" 7ab2c4d ", "7AB2C4D"), ("1234567", "1234567")],
+    [
+        ("5ZT3K9M", "5ZT3K9M"),
+        ("5zt3k9m", "5ZT3K9M"),
+        (" 7ab2c4d ", "7AB2C4D"),
+        ("1234567", "1234567"),
+    ],
 )
 def test_valid_fins(raw: str, expected: str) -> None:
     assert normalize_fin(raw) == expected

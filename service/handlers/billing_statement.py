@@ -175,7 +175,7 @@ class BillingStatementService(ServiceBase):
         _operation_name=OPERATION,
         _in_message_name=OPERATION,
     )
-    def GetBillingStatement(ctx, SubscriberCode, CitizenFin, Language):  # type: ignore[no-untyped-def]  # noqa: N805
+    def GetBillingStatement(ctx, SubscriberCode, CitizenFin, Language):  # noqa: N805
         """Return the last 12 months of invoices and payments of a residential subscriber."""
         result = answer(ctx.app.statement_context, SubscriberCode, CitizenFin, Language)
         ctx.udc = result  # the audit and signing layers read the outcome from here

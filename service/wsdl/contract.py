@@ -4,8 +4,9 @@
 normalized: the endpoint address replaced by a placeholder, declarations put
 in a stable order (Spyne's order of schema types varies between processes, as
 it follows set iteration), canonicalized with inclusive C14N 1.0 (which keeps
-the ``tns`` prefix that QName attribute values use) and indented.  A test compares it with what the server publishes, so a
-contract change is always deliberate: regenerate it with
+the ``tns`` prefix that QName attribute values use) and indented.  A test
+compares it with what the server publishes, so a contract change is always
+deliberate: regenerate it with
 ``python -m service.wsdl.contract > service/wsdl/billing_statement.wsdl``.
 """
 
@@ -20,7 +21,15 @@ PLACEHOLDER_ADDRESS = "http://localhost/soap"
 _WSDL_SOAP11 = "http://schemas.xmlsoap.org/wsdl/soap/"
 _WSDL = "http://schemas.xmlsoap.org/wsdl/"
 _XS = "http://www.w3.org/2001/XMLSchema"
-_DEFINITIONS_ORDER = ["documentation", "import", "types", "message", "portType", "binding", "service"]
+_DEFINITIONS_ORDER = [
+    "documentation",
+    "import",
+    "types",
+    "message",
+    "portType",
+    "binding",
+    "service",
+]
 
 
 def _sort_children(parent: etree._Element, rank: list[str]) -> None:
@@ -56,11 +65,15 @@ def published_wsdl() -> bytes:
     from spyne.interface.wsdl import Wsdl11
 
     from service.app import build_spyne_application
+    from service.wsdl.document import install_wsdl_amendments
 
     spyne_app = build_spyne_application(None)
+    # The WSGI server sets the transport when it wraps the app; do it here too.
+    spyne_app.transport = "http://schemas.xmlsoap.org/soap/http"
     wsdl = Wsdl11(spyne_app.interface)
+    install_wsdl_amendments(wsdl)
     wsdl.build_interface_document(PLACEHOLDER_ADDRESS)
-    return wsdl.get_interface_document()  # type: ignore[no-any-return]
+    return wsdl.get_interface_document()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,17 @@
+"""Trust: WS-Security on requests and responses, and the statement's own signature.
+
+Built on python-xmlsec and lxml after OASIS Web Services Security 1.1 (SOAP
+Message Security and the X.509 Token Profile) and W3C XML Signature (XMLDSig):
+
+* :mod:`.keys` -- the service's signing key and certificate, loaded once;
+* :mod:`.trust` -- trust anchors and pinned client certificates;
+* :mod:`.wsse` -- :class:`~.wsse.WsseVerifier` and :class:`~.wsse.WsseSigner`
+  for the SOAP envelope (Body and Timestamp);
+* :mod:`.statement_signature` -- the enveloped signature of the Statement, which
+  stays valid when the Statement is saved as a file of its own;
+* :mod:`.replay` -- the replay cache;
+* :mod:`.namespaces` -- namespaces and algorithm identifiers.
+
+Spyne has no WS-Security of its own: :mod:`service.soap_gateway` verifies the
+raw request before Spyne parses it and signs Spyne's response.
+"""

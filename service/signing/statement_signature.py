@@ -1,0 +1,139 @@
+"""The Statement's own enveloped XML signature (W3C XMLDSig).
+
+The Statement is the document that the portal stores and shows, so its
+signature must stay valid when the element is cut out of the SOAP envelope
+and saved as a file of its own.  That is why it uses a same-document Reference
+``URI="#<Id>"`` to the Statement itself, the enveloped-signature transform
+followed by *exclusive* C14N (only the namespaces the Statement uses are
+canonicalized, not the envelope's), RSA-SHA256 and a KeyInfo with the
+service's X.509 certificate.  The ``ds:Signature`` is the Statement's last
+child, where ``schemas/statement.xsd`` allows it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+import xmlsec
+from lxml import etree
+
+from service.errors import InvalidSecurity
+from service.signing import namespaces as ns
+from service.signing.keys import SigningIdentity, fingerprint
+from service.signing.trust import TrustStore
+from service.signing.wsse import (
+    SignerInfo,
+    certificate_key,
+    check_signed_info,
+    collect_ids,
+    ds,
+    load_base64_certificate,
+    xmlsec_verify,
+)
+from service.wsdl.namespaces import TNS
+
+STATEMENT_TAG = f"{{{TNS}}}Statement"
+
+
+@dataclass(frozen=True)
+class VerifiedStatement:
+    """A Statement whose signature verified, and who signed it."""
+
+    statement: etree._Element
+    signer: SignerInfo
+    signature_value_sha256: str
+
+    @property
+    def statement_number(self) -> str:
+        """Return the signed statement number."""
+        return self.statement.findtext(f"{{{TNS}}}StatementNumber") or ""
+
+
+class StatementSigner:
+    """Add the enveloped signature to a Statement element."""
+
+    def __init__(self, identity: SigningIdentity) -> None:
+        self.identity = identity
+
+    def sign(self, statement: etree._Element) -> None:
+        """Sign ``statement`` in place (its ``Id`` attribute must be set)."""
+        statement_id = statement.get("Id")
+        if statement.tag != STATEMENT_TAG or not statement_id:
+            raise ValueError("not a Statement with an Id")
+        signature = xmlsec.template.create(
+            statement,
+            xmlsec.Transform.EXCL_C14N,
+            self.identity.xmlsec_signature_transform,
+            ns="ds",
+        )
+        statement.append(signature)
+        reference = xmlsec.template.add_reference(
+            signature, xmlsec.Transform.SHA256, uri="#" + statement_id
+        )
+        xmlsec.template.add_transform(reference, xmlsec.Transform.ENVELOPED)
+        xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
+        key_info = xmlsec.template.ensure_key_info(signature)
+        x509_data = xmlsec.template.add_x509_data(key_info)
+        xmlsec.template.x509_data_add_certificate(x509_data)
+        ctx = xmlsec.SignatureContext()
+        ctx.key = self.identity.xmlsec_key
+        # "Id" is an ordinary attribute to libxml2: register it as an ID.
+        ctx.register_id(statement, "Id")
+        ctx.sign(signature)
+
+
+class StatementVerifier:
+    """Verify a Statement's enveloped signature and its signer's trust."""
+
+    def __init__(self, trust: TrustStore) -> None:
+        self.trust = trust
+
+    def verify(self, statement: etree._Element) -> VerifiedStatement:
+        """Return the verified statement, or raise a security fault.
+
+        ``statement`` is the Statement element itself: the root of a saved
+        file, or the Statement found at its place in a verified response.
+        """
+        if statement.tag != STATEMENT_TAG:
+            raise InvalidSecurity(f"{statement.tag} is not a Statement", "structure")
+        statement_id = statement.get("Id")
+        if not statement_id:
+            raise InvalidSecurity("the Statement has no Id", "structure")
+        signatures = list(statement.iter(ds("Signature")))
+        if len(signatures) != 1 or statement[-1] is not signatures[0]:
+            raise InvalidSecurity(
+                "the Statement must end with exactly one ds:Signature", "structure"
+            )
+        signature = signatures[0]
+        root = statement.getroottree().getroot()
+        ids = collect_ids(root)
+        if ids.get(statement_id) is not statement:
+            raise InvalidSecurity("the Statement's Id does not resolve to it", "reference_uri")
+        references = check_signed_info(
+            signature, (frozenset({ns.ENVELOPED}), frozenset({ns.EXC_C14N}))
+        )
+        if len(references) != 1 or references[0].get("URI") != "#" + statement_id:
+            raise InvalidSecurity("the signature must reference the Statement", "reference_uri")
+        transforms = references[0].findall(f"{ds('Transforms')}/{ds('Transform')}")
+        if [t.get("Algorithm") for t in transforms] != [ns.ENVELOPED, ns.EXC_C14N]:
+            raise InvalidSecurity("transforms must be enveloped, exclusive C14N", "transform")
+        certificates = signature.findall(
+            f"{ds('KeyInfo')}/{ds('X509Data')}/{ds('X509Certificate')}"
+        )
+        if len(certificates) != 1:
+            raise InvalidSecurity("KeyInfo must hold one X509Certificate", "token")
+        certificate, der = load_base64_certificate(certificates[0].text)
+        self.trust.check(certificate)
+        xmlsec_verify(
+            signature,
+            certificate_key(der),
+            [statement],
+            (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N),
+        )
+        value = base64.b64decode("".join((signature.findtext(ds("SignatureValue")) or "").split()))
+        signer = SignerInfo(
+            certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)
+        )
+        return VerifiedStatement(statement, signer, hashlib.sha256(value).hexdigest())

@@ -1,0 +1,112 @@
+"""Trust anchors and pinned client certificates.
+
+A signer's certificate is trusted when it is inside its validity period, is
+issued directly by a CA certificate of the configured bundle that is itself
+valid (``AZERSU_TRUST_CA``, PEM; every certificate of the bundle is an anchor,
+an intermediate CA included, and during a changeover it may hold the old and
+the new CA), and -- when
+``AZERSU_TRUSTED_CLIENTS`` lists SHA-256 fingerprints -- is one of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import ExtensionOID
+
+from service.errors import ConfigurationError, FailedAuthentication
+from service.signing.keys import fingerprint
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        constraints = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS)
+    except x509.ExtensionNotFound:
+        return False
+    return bool(constraints.value.ca)
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _within_validity(cert: x509.Certificate, now: dt.datetime) -> bool:
+    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+
+
+@dataclass(frozen=True)
+class TrustStore:
+    """CA certificates and optional pinned fingerprints of trusted signers."""
+
+    anchors: tuple[x509.Certificate, ...]
+    pinned: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_pem_file(
+        cls, path: str, pinned: Iterable[str] = (), setting: str = "AZERSU_TRUST_CA"
+    ) -> TrustStore:
+        """Load a PEM bundle of CA certificates (every one must be a CA)."""
+        if not path:
+            raise ConfigurationError(
+                setting, "not set (for development run 'azersu-statement pki init --out var/pki')"
+            )
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(setting, f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            certificates = tuple(x509.load_pem_x509_certificates(data))
+        except ValueError as exc:
+            raise ConfigurationError(setting, f"no PEM certificates in {path}: {exc}") from exc
+        for cert in certificates:
+            if not _is_ca(cert):
+                raise ConfigurationError(
+                    setting, f"{cert.subject.rfc4514_string()} is not a CA certificate"
+                )
+        return cls(certificates, frozenset(normalize_fingerprint(f) for f in pinned))
+
+    def check(self, cert: x509.Certificate, now: dt.datetime | None = None) -> None:
+        """Raise FailedAuthentication unless ``cert`` is trusted now."""
+        now = now or dt.datetime.now(dt.UTC)
+        if not _within_validity(cert, now):
+            raise FailedAuthentication(
+                f"certificate {cert.subject.rfc4514_string()} is outside its validity "
+                f"{cert.not_valid_before_utc:%Y-%m-%d}..{cert.not_valid_after_utc:%Y-%m-%d}",
+                reason="certificate_validity",
+            )
+        if self.pinned and fingerprint(cert) not in self.pinned:
+            raise FailedAuthentication(
+                f"certificate {cert.subject.rfc4514_string()} is not in AZERSU_TRUSTED_CLIENTS",
+                reason="certificate_not_pinned",
+            )
+        if not self._issued_by_anchor(cert, now):
+            raise FailedAuthentication(
+                f"certificate {cert.subject.rfc4514_string()} does not chain to a trust anchor",
+                reason="untrusted_issuer",
+            )
+
+    def _issued_by_anchor(self, cert: x509.Certificate, now: dt.datetime) -> bool:
+        return any(
+            _within_validity(anchor, now) and _issued_by(cert, anchor) for anchor in self.anchors
+        )
+
+
+def normalize_fingerprint(text: str) -> str:
+    """Return a SHA-256 fingerprint as 64 lower-case hex digits (colons allowed in input)."""
+    value = text.strip().replace(":", "").lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ConfigurationError(
+            "AZERSU_TRUSTED_CLIENTS", f"not a SHA-256 fingerprint: {text.strip()!r}"
+        )
+    return value

@@ -1,0 +1,460 @@
+"""WS-Security for the SOAP envelope: verify a signed request, sign a response.
+
+Follows OASIS Web Services Security 1.1 (SOAP Message Security, X.509 Token
+Profile) and W3C XML Signature.  The signature sits in the one
+``wsse:Security`` header, references ``soap:Body`` and ``wsu:Timestamp`` by
+``wsu:Id``, uses exclusive C14N, and its KeyInfo points through a
+``wsse:SecurityTokenReference`` at an X.509 ``wsse:BinarySecurityToken`` --
+the layout zeep's ``BinarySignature`` produces and expects.
+
+:class:`WsseVerifier` checks a parsed envelope strictly and returns a
+:class:`VerifiedEnvelope` that holds only what the signature covers (the idea
+of signxml's ``VerifyResult``): callers never read the raw envelope.  The XML
+Signature Wrapping defence is structural: exactly one Envelope, Header,
+Security, Signature and Body; every ID unique; and the Body and Timestamp that
+are returned are the very nodes the references resolve to, found by their
+place in the envelope, not by ID.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import xmlsec
+from cryptography import x509
+from lxml import etree
+
+from service.errors import (
+    FailedCheck,
+    InvalidSecurity,
+    MalformedRequest,
+    MessageExpired,
+    UnsupportedAlgorithm,
+)
+from service.signing import namespaces as ns
+from service.signing.keys import SigningIdentity, fingerprint
+from service.signing.replay import ReplayCache
+from service.signing.trust import TrustStore
+
+MAX_REFERENCES = 6
+MAX_TRANSFORMS = 2
+#: Attributes that can carry an ID, and must therefore be unique together.
+ID_ATTRIBUTES = (f"{{{ns.WSU}}}Id", "Id", "ID", "id", "{http://www.w3.org/XML/1998/namespace}id")
+_NCNAME = re.compile(r"[A-Za-z_][\w.\-]*")
+
+_ENVELOPE = f"{{{ns.SOAP11_ENV}}}Envelope"
+_HEADER = f"{{{ns.SOAP11_ENV}}}Header"
+_BODY = f"{{{ns.SOAP11_ENV}}}Body"
+_SECURITY = f"{{{ns.WSSE}}}Security"
+_BST = f"{{{ns.WSSE}}}BinarySecurityToken"
+_STR = f"{{{ns.WSSE}}}SecurityTokenReference"
+_STR_REFERENCE = f"{{{ns.WSSE}}}Reference"
+_TIMESTAMP = f"{{{ns.WSU}}}Timestamp"
+_CREATED = f"{{{ns.WSU}}}Created"
+_EXPIRES = f"{{{ns.WSU}}}Expires"
+_WSU_ID = f"{{{ns.WSU}}}Id"
+_SIGNATURE = f"{{{ns.DS}}}Signature"
+
+
+def ds(name: str) -> str:
+    """Return the Clark name of an XML-DSig element."""
+    return f"{{{ns.DS}}}{name}"
+
+
+@dataclass(frozen=True)
+class SignerInfo:
+    """Who signed: the certificate of the token, already checked against the trust store."""
+
+    certificate: x509.Certificate
+    subject: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class VerifiedEnvelope:
+    """What the envelope's signature covers -- and nothing else of the message."""
+
+    body: etree._Element
+    signed_headers: tuple[etree._Element, ...]
+    created: dt.datetime
+    expires: dt.datetime
+    signer: SignerInfo
+    message_digest: str
+
+
+def _only(elements: list[etree._Element], what: str) -> etree._Element:
+    if len(elements) != 1:
+        raise InvalidSecurity(f"expected exactly one {what}, found {len(elements)}", "structure")
+    return elements[0]
+
+
+def _element_children(element: etree._Element) -> list[etree._Element]:
+    return [child for child in element if isinstance(child.tag, str)]
+
+
+def collect_ids(root: etree._Element) -> dict[str, etree._Element]:
+    """Return every ID value in the document; a duplicate is refused, not resolved."""
+    ids: dict[str, etree._Element] = {}
+    for element in root.iter():
+        for attribute in ID_ATTRIBUTES:
+            value = element.get(attribute)
+            if value is None:
+                continue
+            if value in ids:
+                raise InvalidSecurity(f"duplicate ID {value!r}", "duplicate_id")
+            ids[value] = element
+    return ids
+
+
+def parse_xs_datetime(text: str | None, what: str) -> dt.datetime:
+    """Parse an xs:dateTime that carries a time zone."""
+    value = (text or "").strip()
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidSecurity(f"{what} is not a dateTime: {value!r}", "timestamp") from exc
+    if parsed.tzinfo is None:
+        raise InvalidSecurity(f"{what} has no time zone", "timestamp")
+    return parsed
+
+
+def _reference_target(reference: etree._Element, ids: dict[str, etree._Element]) -> etree._Element:
+    uri = reference.get("URI")
+    if uri is None or not uri.startswith("#") or not _NCNAME.fullmatch(uri[1:]):
+        raise InvalidSecurity(f"reference URI {uri!r} is not a same-document #id", "reference_uri")
+    target = ids.get(uri[1:])
+    if target is None:
+        raise InvalidSecurity(f"reference {uri} resolves to nothing", "reference_uri")
+    return target
+
+
+def _check_algorithm(element: etree._Element | None, allowed: frozenset[str], what: str) -> str:
+    algorithm = element.get("Algorithm") if element is not None else None
+    if algorithm not in allowed:
+        raise UnsupportedAlgorithm(f"{what} {algorithm!r} is not allowed", "algorithm")
+    return str(algorithm)
+
+
+def check_signed_info(
+    signature: etree._Element,
+    allowed_transforms: tuple[frozenset[str], ...] = (frozenset({ns.EXC_C14N}),),
+) -> list[etree._Element]:
+    """Check SignedInfo's shape and algorithms; return its Reference elements.
+
+    ``allowed_transforms`` gives, per position, the transforms a reference may
+    have there; a reference may have fewer, never more.
+    """
+    children = _element_children(signature)
+    names = [child.tag for child in children]
+    if names[:2] != [ds("SignedInfo"), ds("SignatureValue")] or any(
+        name not in (ds("KeyInfo"),) for name in names[2:]
+    ):
+        raise InvalidSecurity(f"unexpected Signature children {names}", "structure")
+    signed_info = children[0]
+    parts = _element_children(signed_info)
+    if len(parts) < 3 or [p.tag for p in parts[:2]] != [
+        ds("CanonicalizationMethod"),
+        ds("SignatureMethod"),
+    ]:
+        raise InvalidSecurity("malformed SignedInfo", "structure")
+    _check_algorithm(parts[0], frozenset({ns.EXC_C14N}), "canonicalization")
+    _check_algorithm(parts[1], ns.ALLOWED_SIGNATURE_METHODS, "signature method")
+    if _element_children(parts[1]):  # e.g. HMACOutputLength
+        raise UnsupportedAlgorithm("parameters on SignatureMethod", "algorithm")
+    references = parts[2:]
+    if not 1 <= len(references) <= MAX_REFERENCES:
+        raise InvalidSecurity(f"{len(references)} references", "reference_count")
+    for reference in references:
+        if reference.tag != ds("Reference"):
+            raise InvalidSecurity(f"unexpected {reference.tag} in SignedInfo", "structure")
+        if reference.get("Type") is not None and reference.get("Type") != "":
+            raise InvalidSecurity("typed reference", "structure")
+        reference_parts = _element_children(reference)
+        transforms: list[etree._Element] = []
+        if reference_parts and reference_parts[0].tag == ds("Transforms"):
+            transforms = _element_children(reference_parts[0])
+            reference_parts = reference_parts[1:]
+        if len(transforms) > min(MAX_TRANSFORMS, len(allowed_transforms)):
+            raise InvalidSecurity(f"{len(transforms)} transforms", "transform_count")
+        for position, transform in enumerate(transforms):
+            if transform.tag != ds("Transform"):
+                raise InvalidSecurity("malformed Transforms", "structure")
+            _check_algorithm(transform, allowed_transforms[position], "transform")
+        if [p.tag for p in reference_parts] != [ds("DigestMethod"), ds("DigestValue")]:
+            raise InvalidSecurity("malformed Reference", "structure")
+        _check_algorithm(reference_parts[0], ns.ALLOWED_DIGEST_METHODS, "digest method")
+    return references
+
+
+def xmlsec_verify(
+    signature: etree._Element,
+    key: xmlsec.Key,
+    targets: list[etree._Element],
+    reference_transforms: tuple[object, ...] = (xmlsec.Transform.EXCL_C14N,),
+) -> None:
+    """Verify the signature with xmlsec over the already-checked targets.
+
+    xmlsec resolves ``#id`` only through IDs registered here, so it can reach
+    no node but the checked targets; the enabled transforms repeat the
+    allowlist inside xmlsec itself.
+    """
+    ctx = xmlsec.SignatureContext()
+    ctx.key = key
+    for target in targets:
+        if target.get(_WSU_ID) is not None:
+            ctx.register_id(target, "Id", ns.WSU)
+        else:
+            ctx.register_id(target, "Id")
+    for transform in (
+        *reference_transforms,
+        xmlsec.Transform.SHA256,
+        xmlsec.Transform.SHA512,
+    ):
+        ctx.enable_reference_transform(transform)
+    for transform in (
+        xmlsec.Transform.EXCL_C14N,
+        xmlsec.Transform.RSA_SHA256,
+        xmlsec.Transform.RSA_SHA512,
+        xmlsec.Transform.ECDSA_SHA256,
+    ):
+        ctx.enable_signature_transform(transform)
+    try:
+        ctx.verify(signature)
+    except xmlsec.Error as exc:
+        raise FailedCheck(f"signature does not verify: {exc}", "bad_signature") from exc
+
+
+def certificate_key(certificate_der: bytes) -> xmlsec.Key:
+    """Return an xmlsec public key from a DER certificate."""
+    try:
+        return xmlsec.Key.from_memory(certificate_der, xmlsec.KeyFormat.CERT_DER, None)
+    except xmlsec.Error as exc:
+        raise InvalidSecurity(f"xmlsec cannot load the certificate: {exc}", "token") from exc
+
+
+def load_base64_certificate(text: str | None) -> tuple[x509.Certificate, bytes]:
+    """Decode a base64 DER certificate (a BinarySecurityToken or X509Certificate)."""
+    try:
+        der = base64.b64decode("".join((text or "").split()), validate=True)
+        return x509.load_der_x509_certificate(der), der
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidSecurity(f"the token is not an X.509 certificate: {exc}", "token") from exc
+
+
+class WsseVerifier:
+    """Verify the WS-Security signature of a parsed SOAP 1.1 envelope."""
+
+    def __init__(
+        self,
+        trust: TrustStore,
+        replay: ReplayCache | None,
+        *,
+        clock_skew_s: float = 300,
+        max_age_s: float = 300,
+        allow_body_signatures: bool = False,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        """Set the trust store, the replay cache (None: don't check) and the time rules.
+
+        ``allow_body_signatures`` lets a response carry the Statement's own
+        signature inside the Body (checked by the StatementVerifier); a request
+        may hold no signature but the one in its Security header.
+        """
+        self.allow_body_signatures = allow_body_signatures
+        self.trust = trust
+        self.replay = replay
+        self.clock_skew = dt.timedelta(seconds=clock_skew_s)
+        self.max_age = dt.timedelta(seconds=max_age_s)
+        self.now = now
+
+    def verify(self, root: etree._Element) -> VerifiedEnvelope:
+        """Check everything, in order; return only what the signature covers."""
+        header, body = self._envelope_parts(root)
+        security = _only(list(root.iter(_SECURITY)), "wsse:Security")
+        if security.getparent() is not header:
+            raise InvalidSecurity("wsse:Security is not a SOAP header", "structure")
+        signatures = list(root.iter(_SIGNATURE))
+        if self.allow_body_signatures:
+            signatures = [s for s in signatures if body not in s.iterancestors()]
+        signature = _only(signatures, "ds:Signature")
+        if signature.getparent() is not security:
+            raise InvalidSecurity("ds:Signature is not in wsse:Security", "structure")
+        timestamp = _only(list(root.iter(_TIMESTAMP)), "wsu:Timestamp")
+        if timestamp.getparent() is not security:
+            raise InvalidSecurity("wsu:Timestamp is not in wsse:Security", "structure")
+
+        ids = collect_ids(root)
+        references = check_signed_info(signature)
+        targets = [_reference_target(r, ids) for r in references]
+        if len({id(t) for t in targets}) != len(targets):
+            raise InvalidSecurity("two references to one element", "reference_uri")
+        if not any(t is body for t in targets):
+            raise InvalidSecurity("soap:Body is not signed", "body_not_signed")
+        if not any(t is timestamp for t in targets):
+            raise InvalidSecurity("wsu:Timestamp is not signed", "timestamp_not_signed")
+        header_blocks = [h for h in _element_children(header) if h is not security]
+        signed_headers: list[etree._Element] = []
+        for target in targets:
+            if target is body or target is timestamp:
+                continue
+            if any(target is h for h in header_blocks):
+                signed_headers.append(target)
+            elif target.tag == _BST and target.getparent() is security:
+                continue
+            else:
+                raise InvalidSecurity(f"reference to {target.tag}", "reference_target")
+
+        certificate, der = self._token_certificate(signature, security, ids)
+        created, expires = self._check_timestamp(timestamp)
+        self.trust.check(certificate, self.now())
+        xmlsec_verify(signature, certificate_key(der), targets)
+
+        signer = SignerInfo(
+            certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)
+        )
+        signed_info = signature.find(ds("SignedInfo"))
+        digest = hashlib.sha256(
+            signer.fingerprint.encode() + etree.tostring(signed_info, method="c14n", exclusive=True)
+        ).hexdigest()
+        if self.replay is not None:
+            ttl = (self.max_age + 2 * self.clock_skew).total_seconds()
+            if not self.replay.first_seen(digest, ttl):
+                raise InvalidSecurity("the message was already accepted", "replay")
+        return VerifiedEnvelope(body, tuple(signed_headers), created, expires, signer, digest)
+
+    @staticmethod
+    def _envelope_parts(root: etree._Element) -> tuple[etree._Element, etree._Element]:
+        if root.tag != _ENVELOPE:
+            raise MalformedRequest(f"root element {root.tag} is not a SOAP 1.1 Envelope")
+        _only(list(root.iter(_ENVELOPE)), "soap:Envelope")
+        header = _only(list(root.iter(_HEADER)), "soap:Header")
+        body = _only(list(root.iter(_BODY)), "soap:Body")
+        if _element_children(root) != [header, body]:
+            raise InvalidSecurity("the Envelope must hold a Header and a Body", "structure")
+        return header, body
+
+    @staticmethod
+    def _token_certificate(
+        signature: etree._Element, security: etree._Element, ids: dict[str, etree._Element]
+    ) -> tuple[x509.Certificate, bytes]:
+        key_info = signature.find(ds("KeyInfo"))
+        children = _element_children(key_info) if key_info is not None else []
+        if [c.tag for c in children] != [_STR]:
+            raise InvalidSecurity("KeyInfo must hold one SecurityTokenReference", "token")
+        str_children = _element_children(children[0])
+        if [c.tag for c in str_children] != [_STR_REFERENCE]:
+            raise InvalidSecurity("SecurityTokenReference must hold one Reference", "token")
+        token = _reference_target(str_children[0], ids)
+        if token.tag != _BST or token.getparent() is not security:
+            raise InvalidSecurity("the key reference is not a BinarySecurityToken", "token")
+        if token.get("ValueType") != ns.X509V3:
+            raise InvalidSecurity(f"token ValueType {token.get('ValueType')!r}", "token")
+        if token.get("EncodingType") not in (None, ns.BASE64_BINARY):
+            raise InvalidSecurity(f"token EncodingType {token.get('EncodingType')!r}", "token")
+        return load_base64_certificate(token.text)
+
+    def _check_timestamp(self, timestamp: etree._Element) -> tuple[dt.datetime, dt.datetime]:
+        parts = _element_children(timestamp)
+        if [p.tag for p in parts] != [_CREATED, _EXPIRES]:
+            raise InvalidSecurity("Timestamp must hold Created and Expires", "timestamp")
+        created = parse_xs_datetime(parts[0].text, "Created")
+        expires = parse_xs_datetime(parts[1].text, "Expires")
+        now = self.now()
+        if expires <= created:
+            raise MessageExpired("Expires is not after Created", "timestamp_order")
+        if created > now + self.clock_skew:
+            raise MessageExpired(f"Created {created.isoformat()} is in the future", "future")
+        if expires < now - self.clock_skew:
+            raise MessageExpired(f"expired at {expires.isoformat()}", "expired")
+        if now - created > self.max_age + self.clock_skew:
+            raise MessageExpired(f"created {created.isoformat()}: too old", "stale")
+        return created, expires
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def xs_datetime(moment: dt.datetime) -> str:
+    """Return a UTC xs:dateTime with milliseconds and a Z."""
+    return (
+        moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+class WsseSigner:
+    """Sign a SOAP 1.1 envelope: Body and a fresh Timestamp, with a BinarySecurityToken."""
+
+    def __init__(
+        self,
+        identity: SigningIdentity,
+        *,
+        lifetime_s: float = 300,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.identity = identity
+        self.lifetime = dt.timedelta(seconds=lifetime_s)
+        self.now = now
+        self._token_text = base64.b64encode(identity.certificate_der).decode("ascii")
+
+    def sign(self, envelope: etree._Element) -> None:
+        """Add the Security header to ``envelope`` and sign its Body and Timestamp."""
+        body = envelope.find(_BODY)
+        if envelope.tag != _ENVELOPE or body is None:
+            raise ValueError("not a SOAP 1.1 envelope")
+        header = envelope.find(_HEADER)
+        if header is None:
+            header = etree.Element(_HEADER)
+            envelope.insert(0, header)
+        security = etree.SubElement(
+            header,
+            _SECURITY,
+            {f"{{{ns.SOAP11_ENV}}}mustUnderstand": "1"},
+            nsmap={"wsse": ns.WSSE, "wsu": ns.WSU},
+        )
+        now = self.now()
+        timestamp = etree.SubElement(security, _TIMESTAMP, {_WSU_ID: _new_id("TS")})
+        etree.SubElement(timestamp, _CREATED).text = xs_datetime(now)
+        etree.SubElement(timestamp, _EXPIRES).text = xs_datetime(now + self.lifetime)
+        token_id = _new_id("X509")
+        token = etree.SubElement(
+            security,
+            _BST,
+            {"EncodingType": ns.BASE64_BINARY, "ValueType": ns.X509V3, _WSU_ID: token_id},
+        )
+        token.text = self._token_text
+        body.set(_WSU_ID, _new_id("Body"))
+        # Declare wsu once on the Envelope instead of an "ns0" on the Body.
+        etree.cleanup_namespaces(envelope, top_nsmap={"wsu": ns.WSU})
+
+        signature = xmlsec.template.create(
+            envelope,
+            xmlsec.Transform.EXCL_C14N,
+            self.identity.xmlsec_signature_transform,
+            ns="ds",
+        )
+        security.append(signature)
+        for target in (body, timestamp):
+            reference = xmlsec.template.add_reference(
+                signature, xmlsec.Transform.SHA256, uri="#" + target.get(_WSU_ID)
+            )
+            xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
+        key_info = xmlsec.template.ensure_key_info(signature)
+        ctx = xmlsec.SignatureContext()
+        ctx.key = self.identity.xmlsec_key
+        ctx.register_id(body, "Id", ns.WSU)
+        ctx.register_id(timestamp, "Id", ns.WSU)
+        ctx.sign(signature)
+        # The token reference goes in after signing: xmlsec doesn't know WSSE
+        # KeyInfo content and KeyInfo is not covered by the signature anyway.
+        reference = etree.SubElement(etree.SubElement(key_info, _STR), _STR_REFERENCE)
+        reference.set("URI", "#" + token_id)
+        reference.set("ValueType", ns.X509V3)

@@ -1,0 +1,252 @@
+"""The SOAP front door: WSGI middleware that puts WS-Security around Spyne.
+
+Spyne has no WS-Security, and it resolves href/id references and drops
+comments and processing instructions while parsing, which changes what was
+signed.  So every ``POST /soap`` goes through :class:`SoapGateway` first:
+
+1. HTTP checks before the body is read: content type (415) and size (413);
+2. the raw bytes are parsed by the hardened parser and the WS-Security
+   signature is verified (:class:`service.signing.wsse.WsseVerifier`);
+3. Spyne receives a fresh envelope that holds only the verified Body, plus
+   the verified signer in the WSGI environ (``azersu.signer``);
+4. Spyne's answer -- a response or a Fault -- gets the Statement's enveloped
+   signature and a WS-Security signature over Body and a fresh Timestamp.
+
+A failure in 2 is a signed SOAP Fault with a WS-Security fault code; the log
+says why, the caller gets only the code.  If signing fails, the answer is the
+Fault ``Server.SigningFailed`` (signed if at all possible), never an unsigned
+response.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterable
+from copy import deepcopy
+from typing import Any
+
+from lxml import etree
+
+from service.errors import (
+    BodyTooLarge,
+    HttpRejection,
+    InternalError,
+    SecurityFault,
+    ServiceFault,
+    SigningFailed,
+    UnsupportedMediaType,
+)
+from service.signing import namespaces as ns
+from service.signing.hardened_xml import parse_request
+from service.signing.statement_signature import STATEMENT_TAG, StatementSigner
+from service.signing.wsse import VerifiedEnvelope, WsseSigner, WsseVerifier
+
+log = logging.getLogger("service.gateway")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+SIGNER_ENVIRON_KEY = "azersu.signer"
+VERIFIED_ENVIRON_KEY = "azersu.verified"
+_ACCEPTED_MEDIA_TYPES = ("text/xml",)
+
+
+def fault_envelope(fault: ServiceFault) -> etree._Element:
+    """Return a SOAP 1.1 Fault envelope for ``fault`` (code and plain string only)."""
+    nsmap = {"soap11env": ns.SOAP11_ENV}
+    if fault.fault_namespace:
+        nsmap["wsse"] = fault.fault_namespace
+        code = f"wsse:{fault.faultcode}"
+    else:
+        code = f"soap11env:{fault.faultcode}"
+    envelope = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap=nsmap)
+    body = etree.SubElement(envelope, f"{{{ns.SOAP11_ENV}}}Body")
+    element = etree.SubElement(body, f"{{{ns.SOAP11_ENV}}}Fault")
+    etree.SubElement(element, "faultcode").text = code
+    etree.SubElement(element, "faultstring").text = fault.faultstring
+    return envelope
+
+
+def clean_envelope(verified: VerifiedEnvelope) -> bytes:
+    """Return a new envelope that holds only the verified Body's content, for Spyne."""
+    envelope = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap={"soapenv": ns.SOAP11_ENV})
+    body = etree.SubElement(envelope, f"{{{ns.SOAP11_ENV}}}Body")
+    for child in verified.body:
+        body.append(deepcopy(child))
+    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+
+class SoapGateway:
+    """Verify every SOAP request before Spyne; sign every SOAP response after it."""
+
+    def __init__(
+        self,
+        soap_app: WsgiApp,
+        verifier: WsseVerifier,
+        wsse_signer: WsseSigner,
+        statement_signer: StatementSigner,
+        *,
+        max_body_bytes: int = 256 * 1024,
+        on_security_failure: Callable[[SecurityFault], None] | None = None,
+    ) -> None:
+        self.soap_app = soap_app
+        self.verifier = verifier
+        self.wsse_signer = wsse_signer
+        self.statement_signer = statement_signer
+        self.max_body_bytes = max_body_bytes
+        self.on_security_failure = on_security_failure
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """Handle one request to the SOAP endpoint."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method in ("GET", "HEAD"):
+            return self.soap_app(environ, start_response)  # the WSDL: public, unsigned
+        if method != "POST":
+            return _plain(
+                start_response,
+                "405 Method Not Allowed",
+                b"POST a SOAP request\n",
+                [("Allow", "GET, POST")],
+            )
+        try:
+            raw = self._read_body(environ)
+        except HttpRejection as rejection:
+            log.info("request refused: %s: %s", rejection.status, rejection.detail)
+            return _plain(start_response, rejection.status, (rejection.message + "\n").encode())
+        try:
+            root = parse_request(raw)
+            verified = self.verifier.verify(root)
+        except ServiceFault as fault:
+            self._log_fault(fault)
+            return self._respond(start_response, fault.http_status, fault_envelope(fault))
+        return self._call_spyne(environ, start_response, verified)
+
+    def _read_body(self, environ: dict[str, Any]) -> bytes:
+        media_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if media_type not in _ACCEPTED_MEDIA_TYPES:
+            raise UnsupportedMediaType(f"content type {media_type!r}")
+        charset = _charset(environ.get("CONTENT_TYPE", ""))
+        if charset not in (None, "utf-8", "utf8"):
+            raise UnsupportedMediaType(f"charset {charset!r}")
+        length_text = environ.get("CONTENT_LENGTH") or ""
+        if length_text:
+            try:
+                length = int(length_text)
+            except ValueError:
+                raise HttpRejection(f"Content-Length {length_text!r}") from None
+            if length > self.max_body_bytes:
+                raise BodyTooLarge(f"Content-Length {length}")
+            return environ["wsgi.input"].read(length)  # type: ignore[no-any-return]
+        # No Content-Length (chunked): read at most one byte past the limit.
+        data = environ["wsgi.input"].read(self.max_body_bytes + 1)
+        if len(data) > self.max_body_bytes:
+            raise BodyTooLarge("chunked body over the limit")
+        return data  # type: ignore[no-any-return]
+
+    def _call_spyne(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        verified: VerifiedEnvelope,
+    ) -> Iterable[bytes]:
+        clean = clean_envelope(verified)
+        inner = dict(environ)
+        inner["wsgi.input"] = io.BytesIO(clean)
+        inner["CONTENT_LENGTH"] = str(len(clean))
+        inner["CONTENT_TYPE"] = "text/xml; charset=utf-8"
+        inner[SIGNER_ENVIRON_KEY] = verified.signer
+        inner[VERIFIED_ENVIRON_KEY] = verified
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            captured["status"] = status
+            captured["headers"] = headers
+
+        try:
+            result = self.soap_app(inner, capture)
+            try:
+                payload = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            envelope = etree.fromstring(payload, etree.XMLParser(resolve_entities=False))
+        except Exception as exc:  # Spyne maps its errors itself; this is a last resort
+            log.exception("the SOAP application failed")
+            fault = InternalError(f"{type(exc).__name__}: {exc}")
+            return self._respond(start_response, fault.http_status, fault_envelope(fault))
+        return self._respond(
+            start_response, captured.get("status", "500 Internal Server Error"), envelope
+        )
+
+    def sign_response(self, envelope: etree._Element) -> bytes:
+        """Sign the Statement (if any) and the envelope; return the bytes to send."""
+        body = envelope.find(f"{{{ns.SOAP11_ENV}}}Body")
+        if body is not None:
+            for statement in body.iter(STATEMENT_TAG):
+                self.statement_signer.sign(statement)
+        self.wsse_signer.sign(envelope)
+        return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+    def _respond(
+        self, start_response: Callable[..., Any], status: str, envelope: etree._Element
+    ) -> list[bytes]:
+        try:
+            payload = self.sign_response(envelope)
+        except Exception:
+            log.exception("signing the response failed")
+            status, payload = self._signing_failed()
+        start_response(
+            status,
+            [
+                ("Content-Type", "text/xml; charset=utf-8"),
+                ("Content-Length", str(len(payload))),
+            ],
+        )
+        return [payload]
+
+    def _signing_failed(self) -> tuple[str, bytes]:
+        fault = SigningFailed()
+        envelope = fault_envelope(fault)
+        try:
+            return fault.http_status, self.sign_response(envelope)
+        except Exception:
+            # Even the Fault can't be signed: it carries no data, only the code.
+            log.exception("signing the SigningFailed fault failed too")
+            return fault.http_status, etree.tostring(
+                envelope, xml_declaration=True, encoding="UTF-8"
+            )
+
+    def _log_fault(self, fault: ServiceFault) -> None:
+        if isinstance(fault, SecurityFault):
+            log.warning("security fault %s (%s): %s", fault.faultcode, fault.reason, fault.detail)
+            if self.on_security_failure is not None:
+                self.on_security_failure(fault)
+        else:
+            log.info("request rejected %s: %s", fault.faultcode, fault.detail)
+
+
+def _charset(content_type: str) -> str | None:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
+def _plain(
+    start_response: Callable[..., Any],
+    status: str,
+    body: bytes,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            *(extra or []),
+        ],
+    )
+    return [body]

@@ -1,0 +1,177 @@
+"""The azersu-statement command: serve (gunicorn), call, init-demo, configuration errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import billing_fixtures as bf
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        capture_output=True,
+        text=True,
+        env=env or clean_env(),
+        timeout=timeout,
+        check=False,
+    )
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZERSU_")}
+    env.update(overrides)
+    return env
+
+
+def trust_env(pki: dict[str, Path], **overrides: str) -> dict[str, str]:
+    return clean_env(
+        AZERSU_SIGN_KEY=str(pki["service.key"]),
+        AZERSU_SIGN_CERT=str(pki["service.pem"]),
+        AZERSU_TRUST_CA=str(pki["ca.pem"]),
+        **overrides,
+    )
+
+
+def portal_args(pki: dict[str, Path]) -> list[str]:
+    return [
+        "--key", str(pki["portal.key"]),
+        "--cert", str(pki["portal.pem"]),
+        "--trust", str(pki["ca.pem"]),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(billing_db: str, pki: dict[str, Path]) -> Iterator[str]:
+    """Start ``azersu-statement serve`` (gunicorn) on a free port; yield its /soap URL."""
+    port = free_port()
+    env = trust_env(
+        pki,
+        AZERSU_BILLING_URL=billing_db,
+        AZERSU_REPORT_PERIOD=bf.REPORT_PERIOD,
+        AZERSU_WORKERS="1",
+        AZERSU_THREADS="2",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail(f"serve did not start: {process.communicate()[0]}")
+    yield f"{base}/soap"
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+
+
+def test_call_prints_the_statement_as_a_table(gunicorn_server: str, pki) -> None:
+    result = run_cli(
+        "call", "--url", gunicorn_server, "--code", bf.FULL, "--fin", bf.FIN, *portal_args(pki)
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Status:  OK" in out
+    assert f"{bf.AZ_LAST} {bf.AZ_FIRST} {bf.AZ_PATRONYMIC}" in out
+    assert bf.AZ_ADDRESS in out
+    for year, month in bf.WINDOW:
+        assert f"{year}-{month:02d}" in out
+    assert "144.00" in out
+
+
+def test_call_prints_raw_xml(gunicorn_server: str, pki) -> None:
+    result = run_cli(
+        "call", "--url", gunicorn_server, "--code", bf.FULL, "--fin", bf.FIN, "--xml",
+        *portal_args(pki),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "<tns:Statement Id=" in result.stdout
+    assert bf.AZ_LAST in result.stdout
+
+
+def test_call_business_status_exits_one(gunicorn_server: str, pki) -> None:
+    result = run_cli(
+        "call", "--url", gunicorn_server, "--code", "", "--fin", bf.FIN, "--lang", "en",
+        *portal_args(pki),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "SUBSCRIBER_CODE_EMPTY" in result.stdout
+    assert "Please enter your subscriber code" in result.stdout
+
+
+def test_call_unreachable_service(pki) -> None:
+    url = f"http://127.0.0.1:{free_port()}/soap"
+    result = run_cli(
+        "call", "--url", url, "--code", bf.FULL, "--fin", bf.FIN, "--timeout", "2",
+        *portal_args(pki),
+    )  # fmt: skip
+    assert result.returncode == 4
+    assert "cannot reach" in result.stderr
+
+
+def test_serve_with_a_missing_database_stops_with_one_line(tmp_path: Path, pki) -> None:
+    env = trust_env(pki, AZERSU_BILLING_URL=f"sqlite:///{tmp_path}/missing.sqlite")
+    result = run_cli("serve", "--port", str(free_port()), env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "AZERSU_BILLING_URL" in lines[0]
+
+
+def test_unknown_setting_stops_the_start() -> None:
+    result = run_cli("serve", env=clean_env(AZERSU_PROT="80"))
+    assert result.returncode == 2
+    assert "AZERSU_PROT: unknown setting" in result.stderr
+
+
+def test_init_demo_then_call(tmp_path: Path) -> None:
+    db = tmp_path / "demo.sqlite"
+    result = run_cli(
+        "init-demo",
+        "--db",
+        f"sqlite:///{db}",
+        "--subscribers",
+        "200",
+        "--months",
+        "14",
+        "--end-period",
+        "2026-10",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "residential" in result.stdout
+    again = run_cli("init-demo", "--db", f"sqlite:///{db}", "--subscribers", "200")
+    assert again.returncode == 1
+    assert "--replace" in again.stderr

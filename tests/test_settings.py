@@ -1,0 +1,78 @@
+"""Settings: environment, settings file, defaults and their checks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from service.errors import ConfigurationError
+from service.settings import Settings, load_settings
+
+
+def test_defaults_are_embedded_and_loopback() -> None:
+    settings = load_settings({})
+    assert settings.resolved_billing_url == "sqlite:///var/billing-demo.sqlite"
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8080
+    assert settings.subscriber_code_pattern == r"\d{6,12}"
+    assert settings.report_period_pin is None
+
+
+def test_environment_values_are_typed() -> None:
+    settings = load_settings(
+        {
+            "AZERSU_BILLING_URL": "postgresql://billing@db/azersu",
+            "AZERSU_PORT": "9090",
+            "AZERSU_REPORT_PERIOD": "2026-02",
+            "AZERSU_ISSUER": "“Azərsu” ASC — Gəncə",
+            "PATH": "/usr/bin",
+        }
+    )
+    assert settings.resolved_billing_url == "postgresql://billing@db/azersu"
+    assert settings.port == 9090
+    assert settings.report_period_pin == (2026, 2)
+    assert settings.issuer == "“Azərsu” ASC — Gəncə"
+
+
+def test_settings_file_and_environment_precedence(tmp_path: Path) -> None:
+    path = tmp_path / "azersu.env"
+    path.write_text(
+        '# Azərsu\nAZERSU_PORT=9000\nAZERSU_ISSUER="Azərsu Şəki"\n\nAZERSU_WORKERS=3\n',
+        encoding="utf-8",
+    )
+    settings = load_settings({"AZERSU_SETTINGS_FILE": str(path), "AZERSU_WORKERS": "5"})
+    assert (settings.port, settings.issuer, settings.workers) == (9000, "Azərsu Şəki", 5)
+
+
+@pytest.mark.parametrize(
+    ("environ", "setting"),
+    [
+        ({"AZERSU_PORT": "eighty"}, "AZERSU_PORT"),
+        ({"AZERSU_PORT": "0"}, "AZERSU_PORT"),
+        ({"AZERSU_REPORT_PERIOD": "2026-13"}, "AZERSU_REPORT_PERIOD"),
+        ({"AZERSU_REPORT_PERIOD": "02/2026"}, "AZERSU_REPORT_PERIOD"),
+        ({"AZERSU_SUBSCRIBER_CODE_PATTERN": "(["}, "AZERSU_SUBSCRIBER_CODE_PATTERN"),
+        ({"AZERSU_BILING_URL": "sqlite://"}, "AZERSU_BILING_URL"),  # misspelt: refused
+        ({"AZERSU_SETTINGS_FILE": "/nonexistent/azersu.env"}, "AZERSU_SETTINGS_FILE"),
+    ],
+)
+def test_bad_values_name_the_setting(environ: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(environ)
+    assert raised.value.setting == setting
+
+
+def test_bad_settings_file_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.env"
+    path.write_text("PORT=1\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"bad.env:1"):
+        load_settings({"AZERSU_SETTINGS_FILE": str(path)})
+
+
+def test_settings_are_frozen_and_replaceable() -> None:
+    settings = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.port = 1  # type: ignore[misc]
+    assert dataclasses.replace(settings, port=1).port == 1
