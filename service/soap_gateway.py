@@ -137,12 +137,12 @@ class SoapGateway:
                 raise HttpRejection(f"Content-Length {length_text!r}") from None
             if length > self.max_body_bytes:
                 raise BodyTooLarge(f"Content-Length {length}")
-            return environ["wsgi.input"].read(length)  # type: ignore[no-any-return]
+            return environ["wsgi.input"].read(length)
         # No Content-Length (chunked): read at most one byte past the limit.
         data = environ["wsgi.input"].read(self.max_body_bytes + 1)
         if len(data) > self.max_body_bytes:
             raise BodyTooLarge("chunked body over the limit")
-        return data  # type: ignore[no-any-return]
+        return data
 
     def _call_spyne(
         self,

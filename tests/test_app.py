@@ -82,9 +82,7 @@ def test_empty_subscriber_code_element_is_a_business_status(live_server, sign) -
     ],
     ids=["not-xml", "truncated", "missing-code", "bad-language", "extra-element", "unknown-op"],
 )
-def test_bad_requests_get_stable_faults(
-    live_server, sign, payload: bytes, faultcode: str
-) -> None:
+def test_bad_requests_get_stable_faults(live_server, sign, payload: bytes, faultcode: str) -> None:
     if faultcode == "Client.SchemaValidation":
         payload = sign(payload)  # well-formed and signed: it reaches Spyne's schema check
     response = requests.post(live_server.url, data=payload, headers=HEADERS, timeout=10)

@@ -112,10 +112,7 @@ def test_statement_fields_and_azerbaijani_text(portal) -> None:
 
 
 def test_statement_numbers_are_unique(portal) -> None:
-    numbers = {
-        portal.call(bf.FULL, bf.FIN).response.Statement.StatementNumber
-        for _ in range(5)
-    }
+    numbers = {portal.call(bf.FULL, bf.FIN).response.Statement.StatementNumber for _ in range(5)}
     assert len(numbers) == 5
 
 

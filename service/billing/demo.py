@@ -658,10 +658,13 @@ class _Generator:
                 behaviour = _PAY_NEVER
             paid = 0
             if behaviour == _PAY_TOP_UP:
+                # Prepaid: top up the card in round sums when the balance runs low.
                 typical = bills[last_k + 1] or bills[months] or 500
+                balance = int(typical * 2.0 * rand()) if open_k < 0 else 0
                 for j in range(max(open_k, 0), last_k + 1):
-                    if rand() < 0.6:
-                        target = typical * (1.0 + 2.0 * rand())
+                    bill = bills[j + 1]
+                    if balance < 1.5 * bill or rand() < 0.1:
+                        target = max(typical, bill) * (1.0 + 2.0 * rand())
                         amount = next((t for t in _TOP_UPS if t >= target), 0)
                         if not amount:
                             amount = (int(target) // 10000 + 1) * 10000
@@ -669,24 +672,25 @@ class _Generator:
                         day += int(rand() * (lengths[j + 1] - day))
                         add_payment((code, firsts[j + 1] + day, amount))
                         paid += amount
+                        balance += amount
+                    balance -= bill
             elif behaviour != _PAY_NEVER:
-                debt = 0
+                debt = 0  # negative: credit
                 for k in range(open_k, min(last_k + 1, months - 1)):
                     ki = k + 1
                     debt += bills[ki]
-                    if behaviour == _PAY_ROUND_UP:
-                        if not bills[ki]:
-                            continue
-                        # a round sum of 5 AZN or more, whatever the credit
-                        amount = (bills[ki] // 500 + 1 + int(rand() * 3)) * 500
-                    elif debt <= 0:
+                    if debt <= 0:
                         continue
-                    elif behaviour == _PAY_REGULAR:
+                    if behaviour == _PAY_REGULAR:
                         amount = debt if rand() < 0.92 else 0  # now and then two months at once
                     elif behaviour == _PAY_LATE:
                         amount = debt if rand() < 0.4 else 0
-                    else:  # _PAY_PARTIAL
+                    elif behaviour == _PAY_PARTIAL:
                         amount = int(debt * (0.5 + 0.45 * rand()))
+                    else:  # _PAY_ROUND_UP: the debt rounded up to 5 AZN, now and then in advance
+                        amount = -(-debt // 500) * 500
+                        if rand() < 0.15:
+                            amount += 1000 * (1 + int(rand() * 5))
                     if amount <= 0:
                         continue
                     debt -= amount

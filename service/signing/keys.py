@@ -14,7 +14,6 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import xmlsec
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -23,6 +22,7 @@ from lxml import etree
 
 from service.errors import ConfigurationError
 from service.signing import namespaces as ns
+from service.signing.xmlsec_binding import xmlsec
 
 
 def check_libxml2_versions() -> None:
@@ -146,9 +146,7 @@ def load_signing_identity(
                 key_setting, f"cannot load the PKCS#12 file (wrong password?): {exc}"
             ) from exc
         if loaded_key is None or loaded_cert is None:
-            raise ConfigurationError(
-                key_setting, "the PKCS#12 file lacks a key or a certificate"
-            )
+            raise ConfigurationError(key_setting, "the PKCS#12 file lacks a key or a certificate")
         private_key, certificate = loaded_key, loaded_cert
 
     if not isinstance(private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):

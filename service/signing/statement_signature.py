@@ -16,7 +16,6 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-import xmlsec
 from lxml import etree
 
 from service.errors import InvalidSecurity
@@ -32,6 +31,7 @@ from service.signing.wsse import (
     load_base64_certificate,
     xmlsec_verify,
 )
+from service.signing.xmlsec_binding import xmlsec
 from service.wsdl.namespaces import TNS
 
 STATEMENT_TAG = f"{{{TNS}}}Statement"

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import ExtensionOID
 
 from service.errors import ConfigurationError, FailedAuthentication
 from service.signing.keys import fingerprint
@@ -25,10 +24,10 @@ from service.signing.keys import fingerprint
 
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
-        constraints = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS)
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
     except x509.ExtensionNotFound:
         return False
-    return bool(constraints.value.ca)
+    return constraints.value.ca
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

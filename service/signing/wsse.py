@@ -27,7 +27,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import xmlsec
 from cryptography import x509
 from lxml import etree
 
@@ -42,6 +41,7 @@ from service.signing import namespaces as ns
 from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.replay import ReplayCache
 from service.signing.trust import TrustStore
+from service.signing.xmlsec_binding import xmlsec
 
 MAX_REFERENCES = 6
 MAX_TRANSFORMS = 2
@@ -181,12 +181,16 @@ def check_signed_info(
         if reference_parts and reference_parts[0].tag == ds("Transforms"):
             transforms = _element_children(reference_parts[0])
             reference_parts = reference_parts[1:]
+        known = frozenset().union(*allowed_transforms)
+        for transform in transforms:
+            if transform.tag != ds("Transform"):
+                raise InvalidSecurity("malformed Transforms", "structure")
+            _check_algorithm(transform, known, "transform")  # XSLT, XPath: unsupported
         if len(transforms) > min(MAX_TRANSFORMS, len(allowed_transforms)):
             raise InvalidSecurity(f"{len(transforms)} transforms", "transform_count")
         for position, transform in enumerate(transforms):
-            if transform.tag != ds("Transform"):
-                raise InvalidSecurity("malformed Transforms", "structure")
-            _check_algorithm(transform, allowed_transforms[position], "transform")
+            if transform.get("Algorithm") not in allowed_transforms[position]:
+                raise InvalidSecurity("transforms out of order", "transform_order")
         if [p.tag for p in reference_parts] != [ds("DigestMethod"), ds("DigestValue")]:
             raise InvalidSecurity("malformed Reference", "structure")
         _check_algorithm(reference_parts[0], ns.ALLOWED_DIGEST_METHODS, "digest method")
@@ -319,7 +323,7 @@ class WsseVerifier:
         signer = SignerInfo(
             certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)
         )
-        signed_info = signature.find(ds("SignedInfo"))
+        signed_info = signature[0]  # checked by check_signed_info
         digest = hashlib.sha256(
             signer.fingerprint.encode() + etree.tostring(signed_info, method="c14n", exclusive=True)
         ).hexdigest()
@@ -444,7 +448,7 @@ class WsseSigner:
         security.append(signature)
         for target in (body, timestamp):
             reference = xmlsec.template.add_reference(
-                signature, xmlsec.Transform.SHA256, uri="#" + target.get(_WSU_ID)
+                signature, xmlsec.Transform.SHA256, uri="#" + str(target.get(_WSU_ID))
             )
             xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
         key_info = xmlsec.template.ensure_key_info(signature)
