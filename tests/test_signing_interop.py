@@ -1,0 +1,464 @@
+"""Interoperability of the signatures with other implementations.
+
+* The Statement's enveloped signature, cut out of a real response and saved as
+  a file of its own, verifies with the ``xmlsec1`` command-line tool and with
+  signxml -- for an RSA and an EC service key -- and a tampered copy does not.
+* The response's WS-Security signature verifies with ``xmlsec1``.
+* A request signed by zeep's own ``BinarySignature`` is accepted by the
+  service, and the answer verifies with our strict client.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+import xmlsec
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from lxml import etree
+from signxml import SignatureConfiguration, XMLVerifier
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidSignature
+from zeep import Client
+from zeep.wsse.signature import BinarySignature
+from zeep.wsse.utils import WSU, get_security_header
+
+from service.app import create_app
+from service.client import StatementClient
+from service.pki import IssuedPair, init_pki, issue, new_key
+from service.signing import namespaces as ns
+from service.wsdl.namespaces import OPERATION, SOAP11_ENV, TNS
+from tests import billing_fixtures as bf
+
+STATEMENT_ID_NODE = f"{TNS}:Statement"  # xmlsec1 --id-attr takes <namespace-uri>:<node-name>
+
+
+def t(name: str) -> str:
+    """Return the Clark name of an element of the service's namespace."""
+    return f"{{{TNS}}}{name}"
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def load_ca(pki: dict[str, Path]) -> IssuedPair:
+    """Return the session's development CA (to issue more certificates)."""
+    key = serialization.load_pem_private_key(pki["ca.key"].read_bytes(), None)
+    cert = x509.load_pem_x509_certificate(pki["ca.pem"].read_bytes())
+    return IssuedPair(key, cert)  # type: ignore[arg-type]
+
+
+def tampered(data: bytes, xpath: str, new_text: str) -> bytes:
+    """Return ``data`` with the text of the first element at ``xpath`` replaced."""
+    root = etree.fromstring(data)
+    found = root.xpath(xpath, namespaces={"tns": TNS, "wsu": ns.WSU, "soap": SOAP11_ENV})
+    assert found, f"nothing at {xpath}"
+    assert found[0].text != new_text
+    found[0].text = new_text
+    changed = etree.tostring(root, encoding="UTF-8", xml_declaration=data.startswith(b"<?xml"))
+    assert changed != data
+    return changed
+
+
+@pytest.fixture
+def xmlsec1() -> str:
+    """Return the path of the xmlsec1 tool; on CI a missing tool is a failure, not a skip."""
+    path = shutil.which("xmlsec1")
+    if path:
+        return path
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("xmlsec1 is not installed on CI: install the Debian package xmlsec1")
+    pytest.skip("xmlsec1 is not installed (Debian package xmlsec1)")
+
+
+def run_xmlsec1(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``xmlsec1 --verify`` with only same-document references enabled."""
+    return subprocess.run(
+        [tool, "--verify", "--enabled-reference-uris", "same-doc", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(params=["rsa", "ec"])
+def saved_statement(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pki: dict[str, Path],
+    portal: StatementClient,
+    portal_identity,
+    trust,
+    settings,
+    serve_app,
+) -> tuple[str, bytes]:
+    """Return (key kind, a Statement cut out of a real response as the portal saves it)."""
+    if request.param == "rsa":
+        client = portal
+    else:
+        pair = issue(load_ca(pki), "billing-statement.azersu.az (EC)", "e-xidmətlər",
+                     client=False, key=new_key("ec"))  # fmt: skip
+        (tmp_path / "ec.key").write_bytes(pair.key_pem())
+        (tmp_path / "ec.pem").write_bytes(pair.cert_pem())
+        app = create_app(
+            dataclasses.replace(
+                settings, sign_key=str(tmp_path / "ec.key"), sign_cert=str(tmp_path / "ec.pem")
+            )
+        )
+        client = StatementClient(serve_app(app).url, portal_identity, trust)
+    result = client.call(bf.FULL, bf.FIN)
+    assert result.statement is not None
+    data = etree.tostring(result.statement.statement, encoding="UTF-8")
+    assert (
+        f'Algorithm="{ns.RSA_SHA256 if request.param == "rsa" else ns.ECDSA_SHA256}"'.encode()
+        in data
+    )
+    return request.param, data
+
+
+STATEMENT_TAMPERING: list[tuple[str, str, str]] = [
+    ("amount", "(//tns:Period/tns:InvoicedAmount)[1]", "1.00"),
+    ("name", "//tns:Subscriber/tns:FirstName", "Gulsen"),
+    ("address", "//tns:Subscriber/tns:Address", "Sumqayıt şəhəri"),
+    ("month", "(//tns:Period/tns:Month)[1]", "4"),
+]
+
+
+# --- the saved Statement and xmlsec1 ---------------------------------------------------------
+
+
+def test_saved_statement_verifies_with_xmlsec1(
+    xmlsec1: str, saved_statement: tuple[str, bytes], pki: dict[str, Path], tmp_path: Path
+) -> None:
+    _, data = saved_statement
+    path = tmp_path / "statement.xml"
+    path.write_bytes(data)
+    result = run_xmlsec1(
+        xmlsec1, "--trusted-pem", str(pki["ca.pem"]), "--id-attr:Id", STATEMENT_ID_NODE, str(path)
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "SignedInfo References (ok/all): 1/1" in output
+
+
+@pytest.mark.parametrize(("what", "xpath", "new_text"), STATEMENT_TAMPERING)
+def test_tampered_statement_fails_with_xmlsec1(
+    xmlsec1: str,
+    saved_statement: tuple[str, bytes],
+    pki: dict[str, Path],
+    tmp_path: Path,
+    what: str,
+    xpath: str,
+    new_text: str,
+) -> None:
+    _, data = saved_statement
+    path = tmp_path / f"statement-{what}.xml"
+    path.write_bytes(tampered(data, xpath, new_text))
+    result = run_xmlsec1(
+        xmlsec1, "--trusted-pem", str(pki["ca.pem"]), "--id-attr:Id", STATEMENT_ID_NODE, str(path)
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "data and digest do not match" in output
+
+
+def test_statement_fails_with_xmlsec1_under_another_ca(
+    xmlsec1: str, saved_statement: tuple[str, bytes], tmp_path: Path
+) -> None:
+    _, data = saved_statement
+    other = init_pki(tmp_path / "other-pki")
+    path = tmp_path / "statement.xml"
+    path.write_bytes(data)
+    result = run_xmlsec1(
+        xmlsec1, "--trusted-pem", str(other["ca.pem"]), "--id-attr:Id", STATEMENT_ID_NODE, str(path)
+    )
+    assert result.returncode != 0, result.stdout + result.stderr
+
+
+# --- the saved Statement and signxml ----------------------------------------------------------
+
+#: What the Statement's signature is expected to be: one reference, SHA-256, RSA or ECDSA.
+SIGNXML_CONFIG = SignatureConfiguration(
+    location="./",  # the ds:Signature is a child of the root (the Statement)
+    expect_references=1,
+    signature_methods=frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.ECDSA_SHA256}),
+    digest_algorithms=frozenset({DigestAlgorithm.SHA256}),
+)
+
+
+def test_saved_statement_verifies_with_signxml(
+    saved_statement: tuple[str, bytes], pki: dict[str, Path]
+) -> None:
+    kind, data = saved_statement
+    result = XMLVerifier().verify(
+        data, ca_pem_file=str(pki["ca.pem"]), expect_config=SIGNXML_CONFIG
+    )
+    assert not isinstance(result, list)
+    signed = result.signed_xml
+    assert signed is not None
+    assert signed.tag == t("Statement")
+    assert signed.findtext(f"{t('Subscriber')}/{t('LastName')}") == bf.AZ_LAST
+    assert signed.findtext(f"{t('Subscriber')}/{t('FirstName')}") == bf.AZ_FIRST
+    assert signed.findtext(f"{t('Subscriber')}/{t('Address')}") == bf.AZ_ADDRESS
+    assert len(signed.findall(f"{t('Periods')}/{t('Period')}")) == len(bf.WINDOW)
+    # The enveloped transform took the signature out of what was signed.
+    assert signed.find(f"{{{ns.DS}}}Signature") is None
+    # The key signxml verified with is the certificate's from the signature.
+    certificate_text = etree.fromstring(data).findtext(f".//{{{ns.DS}}}X509Certificate")
+    certificate = x509.load_der_x509_certificate(base64.b64decode(certificate_text or ""))
+    expected_key = certificate.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert result.signature_key == expected_key
+    assert isinstance(certificate.public_key(), ec.EllipticCurvePublicKey) == (kind == "ec")
+
+
+@pytest.mark.parametrize(("what", "xpath", "new_text"), STATEMENT_TAMPERING)
+def test_tampered_statement_fails_with_signxml(
+    saved_statement: tuple[str, bytes], pki: dict[str, Path], what: str, xpath: str, new_text: str
+) -> None:
+    _, data = saved_statement
+    with pytest.raises(InvalidDigest):
+        XMLVerifier().verify(
+            tampered(data, xpath, new_text),
+            ca_pem_file=str(pki["ca.pem"]),
+            expect_config=SIGNXML_CONFIG,
+        )
+
+
+def test_tampered_signature_value_fails_with_signxml(
+    saved_statement: tuple[str, bytes], pki: dict[str, Path]
+) -> None:
+    _, data = saved_statement
+    root = etree.fromstring(data)
+    value = root.find(f".//{{{ns.DS}}}SignatureValue")
+    assert value is not None
+    raw = bytearray(base64.b64decode("".join((value.text or "").split())))
+    raw[len(raw) // 2] ^= 0x01
+    value.text = base64.b64encode(bytes(raw)).decode()
+    with pytest.raises(InvalidSignature):
+        XMLVerifier().verify(
+            etree.tostring(root, encoding="UTF-8"),
+            ca_pem_file=str(pki["ca.pem"]),
+            expect_config=SIGNXML_CONFIG,
+        )
+
+
+def test_statement_fails_with_signxml_under_another_ca(
+    saved_statement: tuple[str, bytes], tmp_path: Path
+) -> None:
+    _, data = saved_statement
+    other = init_pki(tmp_path / "other-pki")
+    with pytest.raises(InvalidCertificate):
+        XMLVerifier().verify(data, ca_pem_file=str(other["ca.pem"]), expect_config=SIGNXML_CONFIG)
+
+
+# --- the whole response and xmlsec1 ----------------------------------------------------------
+
+ENVELOPE_TAMPERING: list[tuple[str, str, str]] = [
+    ("amount in the Body", "(//tns:Period/tns:InvoicedAmount)[1]", "1.00"),
+    ("Timestamp Expires", "//wsu:Timestamp/wsu:Expires", "2099-01-01T00:00:00.000Z"),
+    ("Status", "//tns:Status", "NOT_RESIDENTIAL"),
+]
+
+
+def verify_envelope_with_xmlsec1(
+    tool: str, raw: bytes, pki: dict[str, Path], folder: Path
+) -> subprocess.CompletedProcess[str]:
+    """Verify the response's WS-Security signature with xmlsec1.
+
+    xmlsec1 does not understand a KeyInfo that points through a
+    wsse:SecurityTokenReference at a BinarySecurityToken, so the token's
+    certificate is given as the key (``--pubkey-cert-pem``); that the token
+    chains to the CA is checked here with cryptography.  The referenced IDs
+    are ``wsu:Id`` attributes: xmlsec1's ``--id-attr:Id`` matches an attribute by
+    its local name, so it registers the namespaced ``wsu:Id`` of Body and
+    Timestamp.  The first ds:Signature of the document (the header's) is the
+    one verified; the Statement's own signature comes later, in the Body.
+    """
+    root = etree.fromstring(raw)
+    token = root.find(f".//{{{ns.WSSE}}}BinarySecurityToken")
+    assert token is not None
+    certificate = x509.load_der_x509_certificate(base64.b64decode("".join(token.text.split())))
+    ca = x509.load_pem_x509_certificate(pki["ca.pem"].read_bytes())
+    certificate.verify_directly_issued_by(ca)
+    token_pem = folder / "token.pem"
+    token_pem.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    response = folder / "response.xml"
+    response.write_bytes(raw)
+    return run_xmlsec1(
+        tool,
+        "--pubkey-cert-pem", str(token_pem),
+        "--id-attr:Id", f"{SOAP11_ENV}:Body",
+        "--id-attr:Id", f"{ns.WSU}:Timestamp",
+        str(response),
+    )  # fmt: skip
+
+
+def test_response_wsse_signature_verifies_with_xmlsec1(
+    xmlsec1: str, portal: StatementClient, pki: dict[str, Path], tmp_path: Path
+) -> None:
+    raw = portal.call(bf.FULL, bf.FIN).raw_xml
+    result = verify_envelope_with_xmlsec1(xmlsec1, raw, pki, tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "SignedInfo References (ok/all): 2/2" in output  # Body and Timestamp
+
+
+@pytest.mark.parametrize(("what", "xpath", "new_text"), ENVELOPE_TAMPERING)
+def test_tampered_response_fails_with_xmlsec1(
+    xmlsec1: str,
+    portal: StatementClient,
+    pki: dict[str, Path],
+    tmp_path: Path,
+    what: str,
+    xpath: str,
+    new_text: str,
+) -> None:
+    raw = tampered(portal.call(bf.FULL, bf.FIN).raw_xml, xpath, new_text)
+    result = verify_envelope_with_xmlsec1(xmlsec1, raw, pki, tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "data and digest do not match" in output
+
+
+# --- a request signed by zeep's own BinarySignature ------------------------------------------
+
+
+class TimestampAdder:
+    """A zeep wsse step that adds wsse:Security/wsu:Timestamp (Created, Expires).
+
+    zeep's BinarySignature signs the wsu:Timestamp when one is present but
+    never adds it; the service requires a signed Timestamp.
+    """
+
+    def __init__(self, lifetime: dt.timedelta = dt.timedelta(minutes=5)) -> None:
+        self.lifetime = lifetime
+
+    def apply(self, envelope: etree._Element, headers: dict) -> tuple[etree._Element, dict]:
+        security = get_security_header(envelope)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        security.append(
+            WSU.Timestamp(
+                WSU.Created(now.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                WSU.Expires((now + self.lifetime).strftime("%Y-%m-%dT%H:%M:%SZ")),
+            )
+        )
+        return envelope, headers
+
+    def verify(self, envelope: etree._Element) -> etree._Element:
+        return envelope
+
+
+def zeep_client(url: str, pki: dict[str, Path], *, timestamp: bool, **signature: object) -> Client:
+    """Return a plain zeep client that signs with zeep's own BinarySignature.
+
+    The responses are never handed to zeep's ``wsse.verify``: every call uses
+    ``raw_response=True`` and the raw bytes are verified by
+    ``StatementClient.verify_response``.  zeep's BinarySignature.verify would
+    check the answer with the key it signs with -- the PORTAL's certificate,
+    not the service's -- and does not insist that the Body is signed; and
+    zeep 4.3.3 calls ``client.wsse.verify(doc)`` on the wsse list itself,
+    which has no ``verify``.
+    """
+    steps: list[object] = [TimestampAdder()] if timestamp else []
+    steps.append(BinarySignature(str(pki["portal.key"]), str(pki["portal.pem"]), **signature))
+    return Client(url + "?wsdl", wsse=steps)
+
+
+def call_raw(client: Client) -> requests.Response:
+    with client.settings(raw_response=True):
+        return getattr(client.service, OPERATION)(SubscriberCode=bf.FULL, CitizenFin=bf.FIN)
+
+
+SHA256 = {
+    "signature_method": xmlsec.Transform.RSA_SHA256,
+    "digest_method": xmlsec.Transform.SHA256,
+}
+
+
+def test_zeep_binary_signature_request_is_accepted(
+    live_server, portal: StatementClient, pki: dict[str, Path]
+) -> None:
+    http = call_raw(zeep_client(live_server.url, pki, timestamp=True, **SHA256))
+    assert http.status_code == 200, http.text
+    root = etree.fromstring(http.content)
+    assert root.findtext(f".//{t('Status')}") == "OK"
+    assert bf.AZ_LAST.encode() in http.content
+
+    # The answer to zeep's request verifies with our strict client.
+    envelope, statement = portal.verify_response(http.content)
+    assert "billing-statement.azersu.az" in envelope.signer.subject
+    assert statement is not None
+    assert statement.statement.findtext(f"{t('Subscriber')}/{t('LastName')}") == bf.AZ_LAST
+    assert statement.statement_number.startswith("AZS-")
+
+
+def fault_code(http: requests.Response) -> str:
+    root = etree.fromstring(http.content)
+    code = root.findtext(f".//{{{SOAP11_ENV}}}Fault/faultcode") or ""
+    return code.rpartition(":")[2]
+
+
+ZEEP_REFUSALS: list[tuple[str, bool, dict[str, object], str]] = [
+    # zeep's defaults are RSA-SHA1 and SHA-1: refused as algorithms.
+    ("zeep defaults (SHA-1)", True, {}, "UnsupportedAlgorithm"),
+    # Without a Timestamp there is nothing to bound the message's age.
+    ("no Timestamp", False, SHA256, "InvalidSecurity"),
+]
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "signature", "faultcode"),
+    [case[1:] for case in ZEEP_REFUSALS],
+    ids=[case[0] for case in ZEEP_REFUSALS],
+)
+def test_zeep_requests_the_service_refuses(
+    live_server,
+    portal: StatementClient,
+    pki: dict[str, Path],
+    timestamp: bool,
+    signature: dict[str, object],
+    faultcode: str,
+) -> None:
+    http = call_raw(zeep_client(live_server.url, pki, timestamp=timestamp, **signature))
+    assert http.status_code == 500
+    assert fault_code(http) == faultcode
+    assert bf.AZ_LAST.encode() not in http.content
+    # Even the refusal is signed by the service.
+    envelope, statement = portal.verify_response(http.content)
+    assert statement is None
+    assert "billing-statement.azersu.az" in envelope.signer.subject
+
+
+def test_replayed_zeep_request_is_refused(live_server, pki: dict[str, Path]) -> None:
+    client = zeep_client(live_server.url, pki, timestamp=True, **SHA256)
+    # create_message runs the wsse steps: the envelope is timestamped and signed once.
+    envelope = client.create_message(
+        client.service, OPERATION, SubscriberCode=bf.FULL, CitizenFin=bf.FIN
+    )
+    data = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+    assert data.count(b"<wsu:Timestamp") == 1
+
+    def post() -> requests.Response:
+        return requests.post(
+            live_server.url,
+            data=data,
+            headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{OPERATION}"'},
+            timeout=10,
+        )
+
+    first, second = post(), post()
+    assert first.status_code == 200, first.text
+    assert second.status_code == 500
+    assert fault_code(second) == "InvalidSecurity"
