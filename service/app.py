@@ -11,19 +11,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from spyne import Application
 from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy import Engine
 
+from service.billing.engine import create_read_only_engine
 from service.billing.statement_query import BillingQueries
 from service.billing.tables import build_billing_tables
-from service.errors import ConfigurationError, to_soap_fault
+from service.errors import to_soap_fault
 from service.handlers.billing_statement import BillingStatementService, StatementContext
 from service.settings import Settings, load_settings
 from service.signing.keys import (
@@ -143,29 +141,14 @@ def _plain(start_response: StartResponse, status: str, body: bytes) -> list[byte
 
 
 def create_billing_engine(settings: Settings) -> Engine:
-    """Create the read-only billing engine; a missing demo file stops the start."""
-    url_text = settings.resolved_billing_url
-    try:
-        url = make_url(url_text)
-    except ArgumentError as exc:
-        raise ConfigurationError("AZERSU_BILLING_URL", f"not a database URL: {exc}") from exc
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if not database or database == ":memory:":
-            raise ConfigurationError(
-                "AZERSU_BILLING_URL", "an SQLite billing database needs a file"
-            )
-        if not Path(database).is_file():
-            raise ConfigurationError(
-                "AZERSU_BILLING_URL",
-                f"{database} does not exist (create the demo with 'azersu-statement init-demo')",
-            )
-        # Open the file read-only: the service never writes to billing.
-        url = url.set(database=f"file:{database}?mode=ro", query={"uri": "true"})
-    try:
-        return create_engine(url, pool_pre_ping=True)
-    except Exception as exc:  # a missing driver or a bad option
-        raise ConfigurationError("AZERSU_BILLING_URL", f"{type(exc).__name__}: {exc}") from exc
+    """Create the read-only billing engine (see :mod:`service.billing.engine`)."""
+    return create_read_only_engine(
+        settings.resolved_billing_url,
+        "AZERSU_BILLING_URL",
+        timeout_s=settings.db_timeout_s,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
 
 
 def create_app(settings: Settings | None = None) -> ServiceApp:

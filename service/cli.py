@@ -25,6 +25,7 @@ from typing import Any
 
 from service.errors import ConfigurationError
 from service.settings import Settings, load_settings
+from service.signing.trust import DEFAULT_SERVICE_SIGNER
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         "--trust", default="var/pki/ca.pem", help="CA bundle the service's signatures chain to"
     )
     call.add_argument("--save-statement", metavar="FILE", help="save the signed Statement")
+    call.add_argument(
+        "--signer",
+        action="append",
+        help=f"name in the service's certificate (default {DEFAULT_SERVICE_SIGNER}; repeatable)",
+    )
 
     pki = commands.add_parser("pki", help="development keys and certificates")
     pki_commands = pki.add_subparsers(dest="pki_command", required=True)
@@ -69,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check a saved statement's signature offline")
     verify.add_argument("file", help="a Statement saved as XML")
     verify.add_argument("--trust", help="CA bundle (default AZERSU_TRUST_CA or var/pki/ca.pem)")
+    verify.add_argument(
+        "--signer",
+        action="append",
+        help=f"name in the service's certificate (default {DEFAULT_SERVICE_SIGNER}; repeatable)",
+    )
     return parser
 
 
@@ -111,6 +122,7 @@ def _init_demo(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.engine import make_url
 
     from service.billing.demo import DemoDatabaseNotEmpty, format_summary, generate_demo
+    from service.billing.tables import build_billing_tables
     from service.settings import parse_period
 
     url = args.db or settings.resolved_billing_url
@@ -127,6 +139,12 @@ def _init_demo(settings: Settings, args: argparse.Namespace) -> int:
             seed=args.seed,
             replace=args.replace,
             progress=sys.stderr,
+            tables=build_billing_tables(
+                settings.billing_schema or None,
+                settings.billing_subscriber_table,
+                settings.billing_invoice_table,
+                settings.billing_payment_table,
+            ),
         )
     except DemoDatabaseNotEmpty as exc:
         print(f"azersu-statement: {exc} (use --replace to rebuild it)", file=sys.stderr)
@@ -154,7 +172,13 @@ def _call(args: argparse.Namespace) -> int:
     )
     trust = TrustStore.from_pem_file(args.trust, setting="--trust")
     try:
-        client = StatementClient(args.url, identity, trust, timeout_s=args.timeout)
+        client = StatementClient(
+            args.url,
+            identity,
+            trust,
+            timeout_s=args.timeout,
+            service_signers=frozenset(args.signer or [DEFAULT_SERVICE_SIGNER]),
+        )
         result = client.call(args.code, args.fin, args.lang)
     except ServiceFault as failure:  # the answer did not verify
         print(
@@ -212,7 +236,8 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         print(f"azersu-statement: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        verified = StatementVerifier(trust).verify(parse_request(raw))
+        signers = frozenset(args.signer or [DEFAULT_SERVICE_SIGNER])
+        verified = StatementVerifier(trust, signers).verify(parse_request(raw))
     except AzersuError as failure:
         print(f"NOT VERIFIED / TƏSDİQLƏNMƏYİB: {failure}", file=sys.stderr)
         return 1

@@ -21,7 +21,7 @@ from service.errors import InvalidSecurity
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import SigningIdentity
 from service.signing.statement_signature import STATEMENT_TAG, StatementVerifier, VerifiedStatement
-from service.signing.trust import TrustStore
+from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore
 from service.signing.wsse import VerifiedEnvelope, WsseSigner, WsseVerifier
 from service.wsdl.namespaces import OPERATION
 
@@ -70,7 +70,9 @@ class StatementClient:
         *,
         timeout_s: float = 10.0,
         session: requests.Session | None = None,
+        service_signers: frozenset[str] = frozenset({DEFAULT_SERVICE_SIGNER}),
     ) -> None:
+        """Sign as ``identity``; accept answers signed by ``service_signers`` under ``trust``."""
         self.url = url
         transport = Transport(
             session=session or requests.Session(), timeout=timeout_s, operation_timeout=timeout_s
@@ -82,8 +84,10 @@ class StatementClient:
             settings=settings,
             plugins=[_SigningPlugin(WsseSigner(identity))],
         )
-        self.envelope_verifier = WsseVerifier(trust, None, allow_body_signatures=True)
-        self.statement_verifier = StatementVerifier(trust)
+        self.envelope_verifier = WsseVerifier(
+            trust, None, allow_body_signatures=True, signers=service_signers
+        )
+        self.statement_verifier = StatementVerifier(trust, service_signers)
 
     def call(self, code: str, fin: str | None, language: str | None = None) -> CallResult:
         """Call the service; raise zeep's Fault for a (verified) SOAP Fault."""

@@ -136,7 +136,7 @@ def issue(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(_dns_names(common_name)), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
             critical=False,
@@ -146,10 +146,22 @@ def issue(
     return IssuedPair(key, certificate)
 
 
+def _dns_names(common_name: str) -> list[x509.GeneralName]:
+    """Return the SAN DNS names: the common name when it is a host name, and localhost."""
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    host = common_name.split(" ")[0]
+    if "." in host and all(part.isalnum() or "-" in part for part in host.split(".")):
+        names.insert(0, x509.DNSName(host))
+    return names
+
+
 def _write(path: Path, data: bytes, private: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if private:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # The mode of os.open applies only to a new file: an existing one (--force)
+        # is made private before the key is written into it.
+        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
     else:

@@ -51,6 +51,13 @@ class Settings:
     report_period: str = ""
     #: Seconds the discovered latest closed period is cached.
     report_period_cache_s: int = 300
+    #: Bound on every database wait: connecting, getting a pooled connection
+    #: and running one statement (seconds, decimals allowed).
+    db_timeout_s: float = 3.0
+    #: Connections each worker keeps open to billing, and how many more it may
+    #: open under load.
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
     #: The issuer named in every statement.
     issuer: str = "“Azərsu” Açıq Səhmdar Cəmiyyəti"
     #: Address and port that ``serve`` listens on.
@@ -118,6 +125,7 @@ class Settings:
         _ = self.report_period_pin
         for name in (
             "port",
+            "db_pool_size",
             "workers",
             "threads",
             "wsse_max_age_s",
@@ -127,6 +135,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(env_name(name), "must be at least 1")
+        if not 0 < self.db_timeout_s <= 600:
+            raise ConfigurationError("AZERSU_DB_TIMEOUT_S", "must be above 0 and at most 600")
+        if self.db_max_overflow < 0:
+            raise ConfigurationError("AZERSU_DB_MAX_OVERFLOW", "must not be negative")
         if self.wsse_clock_skew_s < 0:
             raise ConfigurationError("AZERSU_WSSE_CLOCK_SKEW_S", "must not be negative")
         if self.port > 65535:
@@ -194,6 +206,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 kwargs[field.name] = int(raw)
             except ValueError as exc:
                 raise ConfigurationError(key, f"expected an integer, got {raw!r}") from exc
+        elif field.type in ("float", float):
+            try:
+                kwargs[field.name] = float(raw)
+            except ValueError as exc:
+                raise ConfigurationError(key, f"expected a number, got {raw!r}") from exc
         else:
             kwargs[field.name] = raw
     return Settings(**kwargs).validate()  # type: ignore[arg-type]

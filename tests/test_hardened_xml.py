@@ -11,7 +11,8 @@ S = "http://schemas.xmlsoap.org/soap/envelope/"
 
 
 def doc(body: str, prolog: str = "") -> bytes:
-    return f'{prolog}<s:Envelope xmlns:s="{S}"><s:Header/><s:Body>{body}</s:Body></s:Envelope>'.encode()
+    envelope = f'<s:Envelope xmlns:s="{S}"><s:Header/><s:Body>{body}</s:Body></s:Envelope>'
+    return (prolog + envelope).encode()
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from service.errors import ForbiddenXml, MalformedRequest
 #: A SOAP request with a WS-Security header is about ten levels deep.
 MAX_DEPTH = 40
 
+
 def new_parser() -> etree.XMLParser:
     """Return a hardened parser (lxml parsers are not thread-safe: one per use)."""
     return etree.XMLParser(

@@ -100,7 +100,8 @@ def read_password(password: str, password_file: str) -> bytes | None:
             "AZERSU_SIGN_KEY_PASSWORD", "set it or AZERSU_SIGN_KEY_PASSWORD_FILE, not both"
         )
     if password_file:
-        return _read(password_file, "AZERSU_SIGN_KEY_PASSWORD_FILE").strip() or None
+        lines = _read(password_file, "AZERSU_SIGN_KEY_PASSWORD_FILE").splitlines()
+        return (lines[0].strip() if lines else b"") or None
     return password.encode() if password else None
 
 

@@ -21,7 +21,7 @@ from lxml import etree
 from service.errors import InvalidSecurity
 from service.signing import namespaces as ns
 from service.signing.keys import SigningIdentity, fingerprint
-from service.signing.trust import TrustStore
+from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore, check_signer_name
 from service.signing.wsse import (
     SignerInfo,
     certificate_key,
@@ -85,10 +85,14 @@ class StatementSigner:
 
 
 class StatementVerifier:
-    """Verify a Statement's enveloped signature and its signer's trust."""
+    """Verify a Statement's enveloped signature, its signer's trust and its signer's name."""
 
-    def __init__(self, trust: TrustStore) -> None:
+    def __init__(
+        self, trust: TrustStore, signers: frozenset[str] = frozenset({DEFAULT_SERVICE_SIGNER})
+    ) -> None:
+        """Trust ``trust``'s CAs, and only certificates that name one of ``signers``."""
         self.trust = trust
+        self.signers = signers
 
     def verify(self, statement: etree._Element) -> VerifiedStatement:
         """Return the verified statement, or raise a security fault.
@@ -126,6 +130,7 @@ class StatementVerifier:
             raise InvalidSecurity("KeyInfo must hold one X509Certificate", "token")
         certificate, der = load_base64_certificate(certificates[0].text)
         self.trust.check(certificate)
+        check_signer_name(certificate, self.signers)
         xmlsec_verify(
             signature,
             certificate_key(der),

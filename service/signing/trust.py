@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import NameOID
 
 from service.errors import ConfigurationError, FailedAuthentication
 from service.signing.keys import fingerprint
@@ -109,3 +110,31 @@ def normalize_fingerprint(text: str) -> str:
             "AZERSU_TRUSTED_CLIENTS", f"not a SHA-256 fingerprint: {text.strip()!r}"
         )
     return value
+
+
+#: The name in the service's certificate: statements and responses signed by
+#: any other certificate of the same CA are refused.
+DEFAULT_SERVICE_SIGNER = "billing-statement.azersu.az"
+
+
+def certificate_names(cert: x509.Certificate) -> set[str]:
+    """Return the certificate's subject common names and DNS subject alternative names."""
+    names = {str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)}
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return names
+    return names | set(san.value.get_values_for_type(x509.DNSName))
+
+
+def check_signer_name(cert: x509.Certificate, expected: frozenset[str]) -> None:
+    """Raise FailedAuthentication unless the certificate names one of the expected signers.
+
+    A trust anchor such as the state's CA issues certificates to many parties;
+    chaining to it proves who someone is, not that they are the service.
+    """
+    if expected and not certificate_names(cert) & expected:
+        raise FailedAuthentication(
+            f"certificate {cert.subject.rfc4514_string()} is not one of {sorted(expected)}",
+            reason="unexpected_signer",
+        )

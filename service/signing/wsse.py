@@ -40,7 +40,7 @@ from service.errors import (
 from service.signing import namespaces as ns
 from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.replay import ReplayCache
-from service.signing.trust import TrustStore
+from service.signing.trust import TrustStore, check_signer_name
 from service.signing.xmlsec_binding import xmlsec
 
 MAX_REFERENCES = 6
@@ -263,14 +263,19 @@ class WsseVerifier:
         clock_skew_s: float = 300,
         max_age_s: float = 300,
         allow_body_signatures: bool = False,
+        signers: frozenset[str] = frozenset(),
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         """Set the trust store, the replay cache (None: don't check) and the time rules.
 
         ``allow_body_signatures`` lets a response carry the Statement's own
         signature inside the Body (checked by the StatementVerifier); a request
-        may hold no signature but the one in its Security header.
+        may hold no signature but the one in its Security header.  ``signers``,
+        when set, are the only certificate names accepted (a client checking
+        that the answer comes from the service, not from any holder of a
+        certificate of the same CA).
         """
+        self.signers = signers
         self.allow_body_signatures = allow_body_signatures
         self.trust = trust
         self.replay = replay
@@ -318,6 +323,7 @@ class WsseVerifier:
         certificate, der = self._token_certificate(signature, security, ids)
         created, expires = self._check_timestamp(timestamp)
         self.trust.check(certificate, self.now())
+        check_signer_name(certificate, self.signers)
         xmlsec_verify(signature, certificate_key(der), targets)
 
         signer = SignerInfo(
