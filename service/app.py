@@ -31,7 +31,7 @@ from service.signing.keys import (
     load_signing_identity,
     read_password,
 )
-from service.signing.replay import InMemoryReplayCache
+from service.signing.replay import create_replay_cache
 from service.signing.statement_signature import StatementSigner
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseSigner, WsseVerifier
@@ -103,7 +103,7 @@ class ServiceApp:
         self.spyne_app = spyne_app
         self.identity = identity
         self.trust = trust
-        self.replay_cache = InMemoryReplayCache(settings.replay_cache_entries)
+        self.replay_cache = create_replay_cache(settings.replay_url, settings.replay_cache_entries)
         self.verifier = WsseVerifier(
             trust,
             self.replay_cache,

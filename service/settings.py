@@ -94,6 +94,9 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     #: Most messages the in-memory replay cache remembers at once.
     replay_cache_entries: int = 1_000_000
+    #: Shared replay store for several workers or hosts (``redis://host:6379/0``);
+    #: empty for the in-memory cache of a single process.
+    replay_url: str = field(default="", repr=False)
 
     @property
     def trusted_client_fingerprints(self) -> tuple[str, ...]:

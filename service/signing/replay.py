@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from service.errors import ReplayStoreUnavailable
+from service.errors import ConfigurationError, ReplayStoreUnavailable
 
 
 class ReplayCache(Protocol):
@@ -62,3 +62,10 @@ class InMemoryReplayCache:
             if expiry > now:
                 break
             del self._entries[key]
+
+
+def create_replay_cache(url: str, max_entries: int) -> ReplayCache:
+    """Return the replay cache for ``AZERSU_REPLAY_URL``: empty for in-memory, or redis://."""
+    if not url:
+        return InMemoryReplayCache(max_entries)
+    raise ConfigurationError("AZERSU_REPLAY_URL", f"unsupported replay store {url!r}")
