@@ -8,6 +8,7 @@ returns a :class:`ServiceApp` -- itself the WSGI callable that gunicorn serves
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
@@ -18,19 +19,16 @@ from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
 from sqlalchemy import Engine
 
+from service.audit import AuditStore
 from service.billing.engine import create_read_only_engine
 from service.billing.statement_query import BillingQueries
 from service.billing.tables import build_billing_tables
 from service.errors import to_soap_fault
 from service.handlers.billing_statement import BillingStatementService, StatementContext
+from service.metrics import Metrics
 from service.settings import Settings, load_settings
-from service.signing.keys import (
-    SigningIdentity,
-    check_libxml2_versions,
-    harden_xmlsec,
-    load_signing_identity,
-    read_password,
-)
+from service.signing.keys import SigningIdentity, check_libxml2_versions, harden_xmlsec
+from service.signing.material import TrustMaterial, read_trust_material
 from service.signing.replay import create_replay_cache
 from service.signing.statement_signature import StatementSigner
 from service.signing.trust import TrustStore
@@ -97,12 +95,17 @@ class ServiceApp:
         spyne_app: StatementApplication,
         identity: SigningIdentity,
         trust: TrustStore,
+        audit: AuditStore,
+        queries: BillingQueries,
     ) -> None:
         self.settings = settings
         self.billing_engine = billing_engine
         self.spyne_app = spyne_app
         self.identity = identity
         self.trust = trust
+        self.audit = audit
+        self.queries = queries
+        self.metrics = Metrics()
         self.replay_cache = create_replay_cache(settings.replay_url, settings.replay_cache_entries)
         self.verifier = WsseVerifier(
             trust,
@@ -115,28 +118,78 @@ class ServiceApp:
             self.verifier,
             WsseSigner(identity, lifetime_s=settings.response_lifetime_s),
             StatementSigner(identity),
+            audit,
+            self.metrics,
             max_body_bytes=settings.max_body_bytes,
         )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Route a WSGI request: ``/soap`` (and its WSDL) and ``/healthz``."""
+        """Route a request: ``/soap`` (and its WSDL), ``/healthz``, ``/readyz``, ``/metrics``."""
         path = environ.get("PATH_INFO", "")
         if path == SOAP_PATH:
             return self.soap(environ, start_response)
-        if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return _plain(start_response, "405 Method Not Allowed", b"GET only\n")
+        if path == "/healthz":
             return _plain(start_response, "200 OK", b"ok\n")
+        if path == "/readyz":
+            report = self.readiness()
+            status = "200 OK" if report["ready"] else "503 Service Unavailable"
+            body = (json.dumps(report, ensure_ascii=False, indent=1) + "\n").encode()
+            return _plain(start_response, status, body, "application/json")
+        if path == "/metrics":
+            days = self.identity.days_left()
+            self.metrics.certificate_days_left.set(round(days, 2))
+            return _plain(start_response, "200 OK", self.metrics.render(), Metrics.content_type)
         return _plain(start_response, "404 Not Found", b"not found\n")
+
+    def readiness(self) -> dict[str, Any]:
+        """Check billing, audit and replay stores and the keys; return a report."""
+        checks: dict[str, str] = {}
+        for name, check in (
+            ("billing", self._check_billing),
+            ("audit", self.audit.check),
+            ("replay", self.replay_cache.check),
+        ):
+            try:
+                check()
+                checks[name] = "ok"
+            except Exception as exc:
+                log.warning("not ready: %s: %s", name, exc)
+                checks[name] = f"unavailable: {type(exc).__name__}"
+        days = self.identity.days_left()
+        checks["keys"] = "ok" if days > 0 else "expired"
+        warnings = []
+        if days < CERTIFICATE_WARNING_DAYS:
+            warnings.append(f"the signing certificate expires in {days:.0f} days")
+        return {
+            "ready": all(v == "ok" for v in checks.values()),
+            "checks": checks,
+            "warnings": warnings,
+            "signing_certificate_days_left": round(days, 1),
+        }
+
+    def _check_billing(self) -> None:
+        # A real, indexed lookup: it proves the relations are there, not just a socket.
+        self.queries.find_subscriber("")
 
     def close(self) -> None:
         """Release the database connections."""
         self.billing_engine.dispose()
+        self.audit.close()
+        self.replay_cache.close()
 
 
-def _plain(start_response: StartResponse, status: str, body: bytes) -> list[bytes]:
-    start_response(
-        status,
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
+CERTIFICATE_WARNING_DAYS = 30
+
+
+def _plain(
+    start_response: StartResponse,
+    status: str,
+    body: bytes,
+    content_type: str = "text/plain; charset=utf-8",
+) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
     return [body]
 
 
@@ -151,14 +204,21 @@ def create_billing_engine(settings: Settings) -> Engine:
     )
 
 
-def create_app(settings: Settings | None = None) -> ServiceApp:
-    """Build the service from settings (by default, loaded from the environment)."""
+def create_app(
+    settings: Settings | None = None, material: TrustMaterial | None = None
+) -> ServiceApp:
+    """Build the service from settings (by default, loaded from the environment).
+
+    ``material`` is the already-read key, certificate and trust bundle (the
+    gunicorn master hands it to its workers); by default the files are read.
+    """
     settings = (settings or load_settings()).validate()
     logging.getLogger("service").setLevel(settings.log_level.upper())
     check_libxml2_versions()
     harden_xmlsec()
-    identity, trust = load_trust(settings)
+    identity, trust = (material or read_trust_material(settings)).build()
     engine = create_billing_engine(settings)
+    audit = AuditStore.from_url(settings.resolved_audit_url, settings.db_timeout_s)
     tables = build_billing_tables(
         settings.billing_schema or None,
         settings.billing_subscriber_table,
@@ -176,15 +236,8 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         code_pattern=re.compile(settings.subscriber_code_pattern),
         issuer=settings.issuer,
     )
-    return ServiceApp(settings, engine, build_spyne_application(context), identity, trust)
-
-
-def load_trust(settings: Settings) -> tuple[SigningIdentity, TrustStore]:
-    """Load the signing identity and the trust store once, at start."""
-    password = read_password(settings.sign_key_password, settings.sign_key_password_file)
-    identity = load_signing_identity(settings.sign_key, settings.sign_cert, password)
-    trust = TrustStore.from_pem_file(settings.trust_ca, settings.trusted_client_fingerprints)
-    return identity, trust
+    spyne_app = build_spyne_application(context)
+    return ServiceApp(settings, engine, spyne_app, identity, trust, audit, queries)
 
 
 def build_spyne_application(context: StatementContext | None) -> StatementApplication:

@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     pki_init.add_argument("--out", default="var/pki", help="folder (default var/pki)")
     pki_init.add_argument("--force", action="store_true", help="replace existing files")
 
+    audit = commands.add_parser("audit", help="list access audit records, newest first")
+    audit.add_argument("--fin", help="only requests by this citizen FIN")
+    audit.add_argument("--code", help="only requests for this subscriber code")
+    audit.add_argument("--since", help="only records from this date (YYYY-MM-DD) or time on")
+    audit.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+
     verify = commands.add_parser("verify", help="check a saved statement's signature offline")
     verify.add_argument("file", help="a Statement saved as XML")
     verify.add_argument("--trust", help="CA bundle (default AZERSU_TRUST_CA or var/pki/ca.pem)")
@@ -98,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _pki(args)
         if args.command == "verify":
             return _verify(settings, args)
+        if args.command == "audit":
+            return _audit(settings, args)
     except ConfigurationError as exc:
         print(f"azersu-statement: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -244,4 +252,37 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     print(f"VERIFIED: signed by {verified.signer.subject}")
     print(f"SHA-256 of the signature value: {verified.signature_value_sha256}\n")
     print(format_statement(statement_view(verified.statement)))
+    return 0
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from service.audit import AuditStore, format_entries
+    from service.errors import FinInvalid
+    from service.identifiers import normalize_fin
+
+    since = None
+    if args.since:
+        try:
+            since = dt.datetime.fromisoformat(args.since)
+        except ValueError:
+            print(f"azersu-statement: --since: not a date: {args.since!r}", file=sys.stderr)
+            return 2
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
+    fin = args.fin
+    if fin:
+        try:
+            fin = normalize_fin(fin)
+        except FinInvalid:
+            fin = fin.strip()  # list what was recorded as typed
+    store = AuditStore.from_url(settings.resolved_audit_url, settings.db_timeout_s)
+    try:
+        entries = store.search(fin=fin, code=args.code, since=since, limit=args.limit)
+    finally:
+        store.close()
+    if entries:
+        print(format_entries(entries))
+    print(f"{len(entries)} record(s)", file=sys.stderr)
     return 0

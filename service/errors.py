@@ -143,6 +143,13 @@ class SigningFailed(ServiceFault):
     faultstring = "The response could not be signed"
 
 
+class AuditUnavailable(ServiceFault):
+    """The audit record can't be committed, so nothing is answered (fail closed)."""
+
+    faultcode = "Server.AuditUnavailable"
+    faultstring = "The service cannot record this access; try again later"
+
+
 class ReplayStoreUnavailable(ServiceFault):
     """The replay cache can't record the message, so it is refused (fail closed)."""
 

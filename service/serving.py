@@ -1,23 +1,45 @@
 """Serve the app with gunicorn (the production serving configuration).
 
-The app is built in each worker after the fork (no preload), so no database
-connection or key handle is shared between processes.
+* The app is built in each worker after the fork (no preload), so no database
+  connection is shared between processes; the trust material (key,
+  certificate, trust bundle) is read and checked once in the master and
+  inherited by the workers (:mod:`service.signing.material`).
+* SIGHUP: the master re-reads and checks the trust material, then gunicorn
+  starts new workers and retires the old ones gracefully (key and CA rotation
+  without downtime).  Material that doesn't check out is refused and logged;
+  the workers keep the material they had.
+* SIGTERM: graceful shutdown; requests in flight finish (``graceful_timeout``).
+* Metrics: prometheus_client's multiprocess mode, in a fresh folder under
+  ``var/`` that the master creates; a dead worker's gauges are dropped.
+* Logs: JSON lines on stderr (:mod:`service.json_logging`).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from service.errors import ConfigurationError
+from service.json_logging import JsonFormatter, configure_logging
 from service.settings import Settings
+from service.signing.material import TrustMaterial, read_trust_material
+
+log = logging.getLogger("service.serving")
+GRACEFUL_TIMEOUT_S = 30
 
 
 class GunicornServer(BaseApplication):
     """A gunicorn application whose config comes from :class:`Settings`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, material: TrustMaterial) -> None:
         self.settings = settings
+        self.material = material
         super().__init__()
 
     def load_config(self) -> None:
@@ -29,21 +51,59 @@ class GunicornServer(BaseApplication):
             "threads": s.threads,
             "worker_class": "gthread" if s.threads > 1 else "sync",
             "keepalive": s.keepalive_s,
-            "graceful_timeout": 30,
+            "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "timeout": 60,
             "accesslog": None,
             "errorlog": "-",
             "loglevel": s.log_level.lower(),
             "proc_name": "azersu-statement",
+            "logconfig_dict": _gunicorn_logging(s.log_level),
+            "on_reload": self._on_reload,
+            "child_exit": _child_exit,
+            # gunicorn's control socket is one path per user: two services on one
+            # host would clash, and the service doesn't use it.
+            "control_socket_disable": True,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
+
+    def _on_reload(self, _arbiter: Any) -> None:
+        """Re-read the trust material on SIGHUP; keep the old one if the new is bad."""
+        try:
+            self.material = read_trust_material(self.settings)
+        except ConfigurationError as exc:
+            log.error("SIGHUP: new keys refused, the workers keep the current ones: %s", exc)
+        else:
+            log.info("SIGHUP: new signing key, certificate and trust bundle loaded")
 
     def load(self) -> Any:
         """Build the app in the worker."""
         from service.app import create_app
 
-        return create_app(self.settings)
+        return create_app(self.settings, self.material)
+
+
+def _child_exit(_arbiter: Any, worker: Any) -> None:
+    from service.metrics import mark_worker_dead
+
+    mark_worker_dead(worker.pid)
+
+
+def _gunicorn_logging(level: str) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "json"},
+        },
+        "root": {"level": "WARNING", "handlers": ["stderr"]},
+        "loggers": {
+            "gunicorn.error": {"level": level.upper(), "handlers": ["stderr"], "propagate": False},
+            "service": {"level": level.upper(), "handlers": ["stderr"], "propagate": False},
+            "spyne": {"level": "CRITICAL"},
+        },
+    }
 
 
 def serve(settings: Settings) -> None:
@@ -53,7 +113,21 @@ def serve(settings: Settings) -> None:
     clear line before any worker starts (a worker that fails to boot would
     otherwise be restarted in a loop).
     """
-    from service.app import create_app
+    configure_logging(settings.log_level)
+    metrics_dir = Path(settings.var_dir) / "metrics"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    multiproc = tempfile.mkdtemp(prefix=f"gunicorn-{os.getpid()}-", dir=metrics_dir)
+    # Must be set before prometheus_client is first imported (by service.app).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc
+    master_pid = os.getpid()
+    try:
+        material = read_trust_material(settings)
+        from service.app import create_app
 
-    create_app(settings).close()
-    GunicornServer(settings).run()
+        create_app(settings, material).close()
+        GunicornServer(settings, material).run()
+    finally:
+        # Workers are forked inside run() and leave through this frame too:
+        # only the master removes the folder.
+        if os.getpid() == master_pid:
+            shutil.rmtree(multiproc, ignore_errors=True)

@@ -23,6 +23,7 @@ ENV_PREFIX = "AZERSU_"
 SETTINGS_FILE_VARIABLE = "AZERSU_SETTINGS_FILE"
 DEFAULT_VAR_DIR = "var"
 DEFAULT_DEMO_DB = "billing-demo.sqlite"
+DEFAULT_AUDIT_DB = "audit.sqlite"
 DEFAULT_SUBSCRIBER_CODE_PATTERN = r"\d{6,12}"
 
 
@@ -54,6 +55,9 @@ class Settings:
     #: Bound on every database wait: connecting, getting a pooled connection
     #: and running one statement (seconds, decimals allowed).
     db_timeout_s: float = 3.0
+    #: SQLAlchemy URL of the access audit store (writable, separate from billing).
+    #: Default: the SQLite file ``<var_dir>/audit.sqlite``.
+    audit_url: str = field(default="", repr=False)
     #: Connections each worker keeps open to billing, and how many more it may
     #: open under load.
     db_pool_size: int = 5
@@ -109,6 +113,13 @@ class Settings:
         if self.billing_url:
             return self.billing_url
         return f"sqlite:///{Path(self.var_dir) / DEFAULT_DEMO_DB}"
+
+    @property
+    def resolved_audit_url(self) -> str:
+        """Return the audit store URL, defaulting to SQLite under ``var_dir``."""
+        if self.audit_url:
+            return self.audit_url
+        return f"sqlite:///{Path(self.var_dir) / DEFAULT_AUDIT_DB}"
 
     @property
     def report_period_pin(self) -> tuple[int, int] | None:

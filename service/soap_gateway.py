@@ -8,9 +8,12 @@ signed.  So every ``POST /soap`` goes through :class:`SoapGateway` first:
 2. the raw bytes are parsed by the hardened parser and the WS-Security
    signature is verified (:class:`service.signing.wsse.WsseVerifier`);
 3. Spyne receives a fresh envelope that holds only the verified Body, plus
-   the verified signer in the WSGI environ (``azersu.signer``);
+   the verified signer and the request's audit entry in the WSGI environ;
 4. Spyne's answer -- a response or a Fault -- gets the Statement's enveloped
-   signature and a WS-Security signature over Body and a fresh Timestamp.
+   signature and a WS-Security signature over Body and a fresh Timestamp;
+5. the access audit record is committed (:mod:`service.audit`), then the
+   answer is sent; if the record can't be committed, the answer is the Fault
+   ``Server.AuditUnavailable`` instead.  Metrics and one JSON log line follow.
 
 A failure in 2 is a signed SOAP Fault with a WS-Security fault code; the log
 says why, the caller gets only the code.  If signing fails, the answer is the
@@ -20,23 +23,30 @@ response.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from copy import deepcopy
 from typing import Any
 
 from lxml import etree
 
+from service.audit import AuditEntry, AuditStore
 from service.errors import (
+    AuditUnavailable,
     BodyTooLarge,
     HttpRejection,
     InternalError,
+    ReplayStoreUnavailable,
     SecurityFault,
     ServiceFault,
     SigningFailed,
     UnsupportedMediaType,
 )
+from service.metrics import Metrics
 from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
 from service.signing.statement_signature import STATEMENT_TAG, StatementSigner
@@ -46,8 +56,10 @@ log = logging.getLogger("service.gateway")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SIGNER_ENVIRON_KEY = "azersu.signer"
-VERIFIED_ENVIRON_KEY = "azersu.verified"
+#: The request's AuditEntry: the operation fills in what the citizen asked for.
+AUDIT_ENVIRON_KEY = "azersu.audit"
 _ACCEPTED_MEDIA_TYPES = ("text/xml",)
+_FAULTCODE_PATH = f"{{{ns.SOAP11_ENV}}}Body/{{{ns.SOAP11_ENV}}}Fault/faultcode"
 
 
 def fault_envelope(fault: ServiceFault) -> etree._Element:
@@ -66,6 +78,11 @@ def fault_envelope(fault: ServiceFault) -> etree._Element:
     return envelope
 
 
+def fault_label(fault: ServiceFault) -> str:
+    """Return the outcome label of a fault: ``wsse:FailedCheck`` or ``Client.ForbiddenXml``."""
+    return f"wsse:{fault.faultcode}" if fault.fault_namespace else fault.faultcode
+
+
 def clean_envelope(verified: VerifiedEnvelope) -> bytes:
     """Return a new envelope that holds only the verified Body's content, for Spyne."""
     envelope = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap={"soapenv": ns.SOAP11_ENV})
@@ -76,7 +93,7 @@ def clean_envelope(verified: VerifiedEnvelope) -> bytes:
 
 
 class SoapGateway:
-    """Verify every SOAP request before Spyne; sign every SOAP response after it."""
+    """Verify every SOAP request before Spyne; sign and audit every answer after it."""
 
     def __init__(
         self,
@@ -84,16 +101,18 @@ class SoapGateway:
         verifier: WsseVerifier,
         wsse_signer: WsseSigner,
         statement_signer: StatementSigner,
+        audit: AuditStore,
+        metrics: Metrics,
         *,
         max_body_bytes: int = 256 * 1024,
-        on_security_failure: Callable[[SecurityFault], None] | None = None,
     ) -> None:
         self.soap_app = soap_app
         self.verifier = verifier
         self.wsse_signer = wsse_signer
         self.statement_signer = statement_signer
+        self.audit = audit
+        self.metrics = metrics
         self.max_body_bytes = max_body_bytes
-        self.on_security_failure = on_security_failure
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -109,18 +128,34 @@ class SoapGateway:
                 b"POST a SOAP request\n",
                 [("Allow", "GET, POST")],
             )
+        started = time.monotonic()
+        entry = AuditEntry(
+            request_id=str(uuid.uuid4()),
+            recorded_at=dt.datetime.now(dt.UTC),
+            remote_addr=str(environ.get("REMOTE_ADDR", "")),
+        )
         try:
             raw = self._read_body(environ)
         except HttpRejection as rejection:
+            entry.outcome = "HTTP_" + rejection.status.split()[0]
             log.info("request refused: %s: %s", rejection.status, rejection.detail)
+            if not self._record(entry, started):
+                return self._send(start_response, *self._fault_answer(AuditUnavailable()))
             return _plain(start_response, rejection.status, (rejection.message + "\n").encode())
         try:
             root = parse_request(raw)
             verified = self.verifier.verify(root)
         except ServiceFault as fault:
-            self._log_fault(fault)
-            return self._respond(start_response, fault.http_status, fault_envelope(fault))
-        return self._call_spyne(environ, start_response, verified)
+            self._count_fault(fault)
+            entry.outcome = fault_label(fault)
+            answer = self._fault_answer(fault)
+        else:
+            entry.client_subject = verified.signer.subject
+            entry.client_fingerprint = verified.signer.fingerprint
+            answer = self._call_spyne(environ, verified, entry)
+        if not self._record(entry, started):
+            answer = self._fault_answer(AuditUnavailable())
+        return self._send(start_response, *answer)
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
         media_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
@@ -145,23 +180,20 @@ class SoapGateway:
         return data
 
     def _call_spyne(
-        self,
-        environ: dict[str, Any],
-        start_response: Callable[..., Any],
-        verified: VerifiedEnvelope,
-    ) -> Iterable[bytes]:
+        self, environ: dict[str, Any], verified: VerifiedEnvelope, entry: AuditEntry
+    ) -> tuple[str, bytes]:
+        """Run Spyne on the verified Body; return the HTTP status and the signed answer."""
         clean = clean_envelope(verified)
         inner = dict(environ)
         inner["wsgi.input"] = io.BytesIO(clean)
         inner["CONTENT_LENGTH"] = str(len(clean))
         inner["CONTENT_TYPE"] = "text/xml; charset=utf-8"
         inner[SIGNER_ENVIRON_KEY] = verified.signer
-        inner[VERIFIED_ENVIRON_KEY] = verified
-        captured: dict[str, Any] = {}
+        inner[AUDIT_ENVIRON_KEY] = entry
+        captured: dict[str, str] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
             captured["status"] = status
-            captured["headers"] = headers
 
         try:
             result = self.soap_app(inner, capture)
@@ -174,11 +206,19 @@ class SoapGateway:
             envelope = etree.fromstring(payload, etree.XMLParser(resolve_entities=False))
         except Exception as exc:  # Spyne maps its errors itself; this is a last resort
             log.exception("the SOAP application failed")
-            fault = InternalError(f"{type(exc).__name__}: {exc}")
-            return self._respond(start_response, fault.http_status, fault_envelope(fault))
-        return self._respond(
-            start_response, captured.get("status", "500 Internal Server Error"), envelope
-        )
+            return self._fault_answer(InternalError(f"{type(exc).__name__}: {exc}"), entry)
+        fault_code = envelope.findtext(_FAULTCODE_PATH)
+        if fault_code is not None:
+            entry.outcome = fault_code.rpartition(":")[2]
+            entry.statement_number = ""
+            if entry.outcome == "Server.BillingUnavailable":
+                self.metrics.database_errors.labels(store="billing").inc()
+        try:
+            signed = self.sign_response(envelope)
+        except Exception:
+            log.exception("signing the response failed")
+            return self._fault_answer(SigningFailed(), entry)
+        return captured.get("status", "500 Internal Server Error"), signed
 
     def sign_response(self, envelope: etree._Element) -> bytes:
         """Sign the Statement (if any) and the envelope; return the bytes to send."""
@@ -189,14 +229,64 @@ class SoapGateway:
         self.wsse_signer.sign(envelope)
         return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 
-    def _respond(
-        self, start_response: Callable[..., Any], status: str, envelope: etree._Element
-    ) -> list[bytes]:
+    def _fault_answer(
+        self, fault: ServiceFault, entry: AuditEntry | None = None
+    ) -> tuple[str, bytes]:
+        """Return the HTTP status and a signed Fault (the bare SigningFailed if nothing signs)."""
+        if entry is not None:
+            entry.outcome, entry.statement_number = fault_label(fault), ""
+        for candidate in (fault, SigningFailed()):
+            try:
+                return candidate.http_status, self.sign_response(fault_envelope(candidate))
+            except Exception:
+                log.exception("signing the fault %s failed", candidate.faultcode)
+        # Nothing can be signed: the answer carries no data, only the code.
+        bare = etree.tostring(
+            fault_envelope(SigningFailed()), xml_declaration=True, encoding="UTF-8"
+        )
+        return SigningFailed.http_status, bare
+
+    def _record(self, entry: AuditEntry, started: float) -> bool:
+        """Commit the audit record, count and log the request; False if it can't be kept."""
+        entry.duration_ms = round((time.monotonic() - started) * 1000, 3)
         try:
-            payload = self.sign_response(envelope)
-        except Exception:
-            log.exception("signing the response failed")
-            status, payload = self._signing_failed()
+            self.audit.record(entry)
+            kept = True
+        except AuditUnavailable as failure:
+            log.error(
+                "audit record not committed: answer withheld",
+                extra={"request_id": entry.request_id, "detail": failure.detail},
+            )
+            self.metrics.database_errors.labels(store="audit").inc()
+            entry.outcome, entry.statement_number = AuditUnavailable.faultcode, ""
+            kept = False
+        self.metrics.requests.labels(outcome=entry.outcome).inc()
+        self.metrics.latency.observe(entry.duration_ms / 1000)
+        log.info(
+            "request",
+            extra={
+                "request_id": entry.request_id,
+                "outcome": entry.outcome,
+                "duration_ms": entry.duration_ms,
+                "client": entry.client_subject,
+                "client_fingerprint": entry.client_fingerprint,
+                "statement_number": entry.statement_number,
+            },
+        )
+        return kept
+
+    def _count_fault(self, fault: ServiceFault) -> None:
+        if isinstance(fault, SecurityFault):
+            log.warning("security fault %s (%s): %s", fault.faultcode, fault.reason, fault.detail)
+            self.metrics.signature_failures.labels(reason=fault.reason).inc()
+        elif isinstance(fault, ReplayStoreUnavailable):
+            log.error("replay store unavailable: %s", fault.detail)
+            self.metrics.database_errors.labels(store="replay").inc()
+        else:
+            log.info("request rejected %s: %s", fault.faultcode, fault.detail)
+
+    @staticmethod
+    def _send(start_response: Callable[..., Any], status: str, payload: bytes) -> list[bytes]:
         start_response(
             status,
             [
@@ -205,26 +295,6 @@ class SoapGateway:
             ],
         )
         return [payload]
-
-    def _signing_failed(self) -> tuple[str, bytes]:
-        fault = SigningFailed()
-        envelope = fault_envelope(fault)
-        try:
-            return fault.http_status, self.sign_response(envelope)
-        except Exception:
-            # Even the Fault can't be signed: it carries no data, only the code.
-            log.exception("signing the SigningFailed fault failed too")
-            return fault.http_status, etree.tostring(
-                envelope, xml_declaration=True, encoding="UTF-8"
-            )
-
-    def _log_fault(self, fault: ServiceFault) -> None:
-        if isinstance(fault, SecurityFault):
-            log.warning("security fault %s (%s): %s", fault.faultcode, fault.reason, fault.detail)
-            if self.on_security_failure is not None:
-                self.on_security_failure(fault)
-        else:
-            log.info("request rejected %s: %s", fault.faultcode, fault.detail)
 
 
 def _charset(content_type: str) -> str | None:

@@ -21,6 +21,7 @@ from spyne import ServiceBase, rpc
 from service.billing.statement_query import BillingQueries, YearMonth
 from service.errors import BusinessRejection, NotResidential, Status, SubscriberNotFound
 from service.identifiers import normalize_fin, normalize_subscriber_code
+from service.soap_gateway import AUDIT_ENVIRON_KEY
 from service.statement import (
     STATEMENT_MONTHS,
     BillingStatement,
@@ -77,12 +78,14 @@ def answer(
 ) -> StatementAnswer:
     """Check the request, read billing and build the answer."""
     lang = parse_language(language)
+    code = fin = ""
     try:
         code = normalize_subscriber_code(subscriber_code, context.code_pattern)
         fin = normalize_fin(citizen_fin)
         statement = build_statement(context, code)
     except BusinessRejection as rejection:
-        return StatementAnswer(rejection.status, message_for(rejection.status, lang))
+        status = rejection.status
+        return StatementAnswer(status, message_for(status, lang), None, code, fin)
     return StatementAnswer(Status.OK, message_for(Status.OK, lang), statement, code, fin)
 
 
@@ -177,7 +180,15 @@ class BillingStatementService(ServiceBase):
     )
     def GetBillingStatement(ctx, SubscriberCode, CitizenFin, Language):  # noqa: N805
         """Return the last 12 months of invoices and payments of a residential subscriber."""
+        entry = ctx.transport.req_env.get(AUDIT_ENVIRON_KEY)
+        if entry is not None:  # what was asked, as typed, in case the lookup fails
+            entry.subscriber_code = (SubscriberCode or "").strip()[:64]
+            entry.citizen_fin = (CitizenFin or "").strip()[:16]
         result = answer(ctx.app.statement_context, SubscriberCode, CitizenFin, Language)
-        ctx.udc = result  # the audit and signing layers read the outcome from here
+        if entry is not None:
+            entry.outcome = result.status.value
+            entry.subscriber_code = result.subscriber_code or entry.subscriber_code
+            entry.citizen_fin = result.citizen_fin or entry.citizen_fin
+            entry.statement_number = result.statement.number if result.statement else ""
         statement = to_wire(result.statement) if result.statement else None
         return result.status.value, result.message, statement

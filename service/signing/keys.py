@@ -114,7 +114,7 @@ def load_signing_identity(
     key_setting: str = "AZERSU_SIGN_KEY",
     cert_setting: str = "AZERSU_SIGN_CERT",
 ) -> SigningIdentity:
-    """Load and check the signing key and certificate (PEM pair or PKCS#12).
+    """Load and check the signing key and certificate (PEM pair or PKCS#12) from files.
 
     Errors name ``key_setting`` or ``cert_setting`` (a command-line tool passes
     its own option names).
@@ -125,10 +125,25 @@ def load_signing_identity(
             "not set (for development keys run 'azersu-statement pki init --out var/pki')",
         )
     key_data = _read(key_path, key_setting)
+    cert_data = _read(cert_path, cert_setting) if cert_path else b""
+    return signing_identity_from_bytes(
+        key_data, cert_data, password, now, key_setting=key_setting, cert_setting=cert_setting
+    )
+
+
+def signing_identity_from_bytes(
+    key_data: bytes,
+    cert_data: bytes,
+    password: bytes | None,
+    now: dt.datetime | None = None,
+    *,
+    key_setting: str = "AZERSU_SIGN_KEY",
+    cert_setting: str = "AZERSU_SIGN_CERT",
+) -> SigningIdentity:
+    """Check and load a key and certificate given as bytes (PEM pair or PKCS#12)."""
     if b"-----BEGIN" in key_data:
-        if not cert_path:
+        if not cert_data:
             raise ConfigurationError(cert_setting, "not set (needed with a PEM key)")
-        cert_data = _read(cert_path, cert_setting)
         try:
             private_key = serialization.load_pem_private_key(key_data, password)
         except (ValueError, TypeError) as exc:

@@ -1,26 +1,75 @@
 """The replay cache: a signed message is accepted at most once inside its window.
 
-:class:`ReplayCache` is the interface; :class:`InMemoryReplayCache` serves a
-single process.  A shared store (Redis, for several workers or hosts) implements
-the same one method.
+:class:`ReplayCache` is the interface: ``first_seen`` records a message's
+fingerprint, ``check`` tells a readiness probe whether new messages can be
+recorded.  :class:`InMemoryReplayCache` serves a single process;
+:class:`RedisReplayCache` is shared by every worker process on every host
+that points at the same Redis (``AZERSU_REPLAY_URL=redis://...``).
+
+**Why one ``SET key 1 NX PX ttl`` is enough.**  Redis executes each command
+on its single command thread, one after another, so ``SET ... NX`` is an
+atomic test-and-set: of any number of clients that send the same key at the
+same moment, from any process or host, exactly one gets ``OK`` and all the
+others get nil.  The expiry (``PX``) is set by that same command, so there is
+no moment in which the key exists without its TTL (as there would be with
+``SETNX`` followed by ``EXPIRE``, where a crash in between leaves a key that
+never expires) and no window in which two workers both see "absent" (as with
+``GET`` followed by ``SET``).  Redis expires the key itself; nothing has to
+sweep it.
+
+**Why failing closed.**  If the store can't be asked (Redis down,
+unreachable, timing out, out of memory, or refusing the login), the service
+can't tell a fresh message from a replayed one.  Accepting it would let an
+attacker who captured one signed request replay it for as long as they can
+keep Redis away (or just wait for an outage), so the request is refused with
+the ``Server.ReplayStoreUnavailable`` fault, which tells the caller to try
+again later.  The client has short connect and read timeouts so a dead Redis
+costs a request about a second, never a hung worker.  For the same reason the
+Redis must not evict keys before they expire: run it with
+``maxmemory-policy noeviction`` (then a full Redis answers ``OOM`` and the
+request is refused), never an ``allkeys-*`` or ``volatile-*`` policy, which
+would silently drop fingerprints and reopen their replay window.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from service.errors import ConfigurationError, ReplayStoreUnavailable
+
+#: The setting that chooses the replay store (named in configuration errors).
+REPLAY_URL_SETTING = "AZERSU_REPLAY_URL"
+#: Prefix of every replay key in Redis, so the database can be shared.
+REDIS_KEY_PREFIX = "azersu:replay:"
+#: Seconds to connect to Redis and to wait for one answer.
+REDIS_TIMEOUT_S = 1.0
+REDIS_SCHEMES = ("redis", "rediss")
 
 
 class ReplayCache(Protocol):
     """Remembers message fingerprints for a while."""
 
     def first_seen(self, key: str, ttl_s: float) -> bool:
-        """Record ``key`` for ``ttl_s`` seconds; return False if it was already there."""
+        """Record ``key`` for ``ttl_s`` seconds; return False if it was already there.
+
+        Raises :class:`ReplayStoreUnavailable` when the key can't be recorded.
+        """
+
+    def check(self) -> None:
+        """Return if new keys can be recorded now; raise :class:`ReplayStoreUnavailable` if not."""
+
+    def close(self) -> None:
+        """Release connections, if any."""
 
 
 class InMemoryReplayCache:
@@ -55,6 +104,16 @@ class InMemoryReplayCache:
             self._entries[key] = now + ttl_s
             return True
 
+    def check(self) -> None:
+        """Raise :class:`ReplayStoreUnavailable` while the cache is full (new messages refused)."""
+        with self._lock:
+            self._expire(self._clock())
+            if len(self._entries) >= self.max_entries:
+                raise ReplayStoreUnavailable(f"replay cache full: {len(self._entries)} entries")
+
+    def close(self) -> None:
+        """Nothing to release (the same shape as :meth:`RedisReplayCache.close`)."""
+
     def _expire(self, now: float) -> None:
         # Entries are appended with one common TTL, so expiry times are ordered.
         while self._entries:
@@ -64,8 +123,84 @@ class InMemoryReplayCache:
             del self._entries[key]
 
 
+class RedisReplayCache:
+    """Fingerprints in Redis, shared by all workers and hosts: one atomic ``SET NX PX``.
+
+    Every Redis error becomes :class:`ReplayStoreUnavailable` (fail closed).
+    The client is thread-safe (a connection pool) and fork-safe (the pool
+    notices a new process id and opens its own connections).
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str = REDIS_KEY_PREFIX) -> None:
+        self._client = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, timeout_s: float = REDIS_TIMEOUT_S, prefix: str = REDIS_KEY_PREFIX
+    ) -> RedisReplayCache:
+        """Connect lazily to ``redis://`` or ``rediss://`` (TLS) ``url``.
+
+        The connect and read timeouts are ``timeout_s``.  A refused or reset
+        connection is retried once at once (a pooled connection may have been
+        closed by a Redis restart or failover); a timeout is never retried, so
+        an unresponsive Redis costs a request about ``timeout_s``.  (Should a
+        connection drop after Redis ran the SET but before it answered, the
+        retry finds the key and the message is refused as a replay: a wrong
+        refusal, never a wrong acceptance.)
+        """
+        try:
+            client = redis.Redis.from_url(
+                url,
+                socket_connect_timeout=timeout_s,
+                socket_timeout=timeout_s,
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                health_check_interval=30,
+            )
+        except ValueError as exc:  # the message names a part, never the password
+            raise ConfigurationError(REPLAY_URL_SETTING, f"not a valid Redis URL: {exc}") from exc
+        return cls(client, prefix)
+
+    def first_seen(self, key: str, ttl_s: float) -> bool:
+        """Record ``key`` with ``SET NX PX``; return False if it was already there."""
+        ttl_ms = max(1, math.ceil(ttl_s * 1000))
+        try:
+            created = self._client.set(self.prefix + key, b"1", nx=True, px=ttl_ms)
+        except (redis.RedisError, OSError) as exc:
+            raise ReplayStoreUnavailable(f"redis SET failed: {type(exc).__name__}: {exc}") from exc
+        return bool(created)
+
+    def check(self) -> None:
+        """PING Redis: return if it answers, raise :class:`ReplayStoreUnavailable` if not."""
+        try:
+            answered = self._client.ping()
+        except (redis.RedisError, OSError) as exc:
+            raise ReplayStoreUnavailable(f"redis PING failed: {type(exc).__name__}: {exc}") from exc
+        if not answered:
+            raise ReplayStoreUnavailable("redis PING was not answered")
+
+    ping = check
+
+    def close(self) -> None:
+        """Close the pooled connections (the client reconnects if used again)."""
+        self._client.close()
+
+
 def create_replay_cache(url: str, max_entries: int) -> ReplayCache:
-    """Return the replay cache for ``AZERSU_REPLAY_URL``: empty for in-memory, or redis://."""
+    """Return the replay cache for ``AZERSU_REPLAY_URL``: empty for in-memory, or redis://.
+
+    ``max_entries`` bounds the in-memory cache only; Redis is bounded by its
+    own ``maxmemory`` (with ``noeviction``, a full Redis refuses new messages).
+    """
     if not url:
         return InMemoryReplayCache(max_entries)
-    raise ConfigurationError("AZERSU_REPLAY_URL", f"unsupported replay store {url!r}")
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme in REDIS_SCHEMES:
+        # Schemes are case-insensitive (RFC 3986); redis-py wants them in lower case.
+        return RedisReplayCache.from_url(scheme + url[len(scheme) :])
+    # Name only the scheme: the URL may carry a password.
+    raise ConfigurationError(
+        REPLAY_URL_SETTING,
+        f"unsupported replay store {scheme + '://' if scheme else 'URL'}: "
+        "use redis:// or rediss://, or leave it empty for the in-memory cache",
+    )

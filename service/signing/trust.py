@@ -65,10 +65,21 @@ class TrustStore:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise ConfigurationError(setting, f"cannot read {path}: {exc.strerror}") from exc
+        return cls.from_pem_bytes(data, pinned, setting, source=path)
+
+    @classmethod
+    def from_pem_bytes(
+        cls,
+        data: bytes,
+        pinned: Iterable[str] = (),
+        setting: str = "AZERSU_TRUST_CA",
+        source: str = "the bundle",
+    ) -> TrustStore:
+        """Load CA certificates from PEM bytes (every one must be a CA)."""
         try:
             certificates = tuple(x509.load_pem_x509_certificates(data))
         except ValueError as exc:
-            raise ConfigurationError(setting, f"no PEM certificates in {path}: {exc}") from exc
+            raise ConfigurationError(setting, f"no PEM certificates in {source}: {exc}") from exc
         for cert in certificates:
             if not _is_ca(cert):
                 raise ConfigurationError(

@@ -1,0 +1,191 @@
+"""The access audit: personal data leaves only with a record.
+
+Every request to ``/soap`` produces exactly one :class:`AuditEntry`, whatever
+its outcome (a Status, a SOAP Fault, or an HTTP refusal), and the record is
+committed before the response is sent.  If the audit store can't commit, the
+request fails closed with the Fault ``Server.AuditUnavailable``: no statement
+leaves without its record.
+
+The store is a separate, writable database (``AZERSU_AUDIT_URL``): SQLite
+under ``var/`` by default (WAL, ``synchronous=FULL``: each commit is on disk),
+PostgreSQL or Oracle in production.  The table is created when missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.billing.engine import normalize_url
+from service.errors import AuditUnavailable, ConfigurationError
+
+
+@dataclass
+class AuditEntry:
+    """One request, as the audit keeps it (never a name or an address)."""
+
+    request_id: str
+    recorded_at: dt.datetime
+    outcome: str = ""  # a Status, a fault code, or HTTP_<status>
+    client_subject: str = ""
+    client_fingerprint: str = ""
+    citizen_fin: str = ""
+    subscriber_code: str = ""
+    statement_number: str = ""
+    duration_ms: float = 0.0
+    remote_addr: str = ""
+    xroad_client: str = ""
+    xroad_service: str = ""
+    xroad_message_id: str = ""
+
+
+def _audit_table(metadata: MetaData, name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        Column("request_id", String(36), nullable=False, unique=True),
+        Column("outcome", String(64), nullable=False),
+        Column("client_subject", String(512)),
+        Column("client_fingerprint", String(64)),
+        Column("citizen_fin", String(16)),
+        Column("subscriber_code", String(64)),
+        Column("statement_number", String(64)),
+        Column("duration_ms", Float),
+        Column("remote_addr", String(64)),
+        Column("xroad_client", String(256)),
+        Column("xroad_service", String(256)),
+        Column("xroad_message_id", String(256)),
+        Index(f"ix_{name}_fin_time", "citizen_fin", "recorded_at"),
+        Index(f"ix_{name}_code_time", "subscriber_code", "recorded_at"),
+        Index(f"ix_{name}_time", "recorded_at"),
+    )
+
+
+class AuditStore:
+    """Write and read audit records in their own database."""
+
+    def __init__(self, engine: Engine, table_name: str = "audit_record") -> None:
+        self.engine = engine
+        self.metadata = MetaData()
+        self.table = _audit_table(self.metadata, table_name)
+
+    @classmethod
+    def from_url(cls, url_text: str, timeout_s: float = 3.0) -> AuditStore:
+        """Open (and if needed create) the audit store at ``url_text``."""
+        url = normalize_url(url_text, "AZERSU_AUDIT_URL")
+        connect_args: dict[str, Any] = {}
+        if url.get_backend_name() == "sqlite":
+            database = url.database or ""
+            if not database or database == ":memory:":
+                raise ConfigurationError("AZERSU_AUDIT_URL", "an SQLite audit store needs a file")
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            connect_args["timeout"] = timeout_s
+        elif url.get_backend_name() == "postgresql":
+            connect_args["connect_timeout"] = max(2, int(timeout_s + 0.999))
+        try:
+            engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        except Exception as exc:
+            raise ConfigurationError("AZERSU_AUDIT_URL", f"{type(exc).__name__}: {exc}") from exc
+        if url.get_backend_name() == "sqlite":
+            _durable_sqlite(engine)
+        store = cls(engine)
+        try:
+            store.metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            raise ConfigurationError(
+                "AZERSU_AUDIT_URL", f"cannot open the audit store: {type(exc).__name__}: {exc}"
+            ) from exc
+        return store
+
+    def record(self, entry: AuditEntry) -> None:
+        """Commit one record, or raise AuditUnavailable (the caller fails closed)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(self.table), asdict(entry))
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def search(
+        self,
+        *,
+        fin: str | None = None,
+        code: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        """Return records, newest first, filtered by FIN, subscriber code and time."""
+        t = self.table
+        query = select(t).order_by(t.c.recorded_at.desc(), t.c.id.desc()).limit(limit)
+        if fin:
+            query = query.where(t.c.citizen_fin == fin)
+        if code:
+            query = query.where(t.c.subscriber_code == code)
+        if since:
+            query = query.where(t.c.recorded_at >= since)
+        names = [f.name for f in fields(AuditEntry)]
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [AuditEntry(**{name: row[name] for name in names}) for row in rows]
+
+    def count(self) -> int:
+        """Return the number of records."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(self.table)).scalar_one())
+
+    def check(self) -> None:
+        """Raise AuditUnavailable unless the store answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(self.table.c.id).where(self.table.c.id == -1))
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.engine.dispose()
+
+
+def _durable_sqlite(engine: Engine) -> None:
+    """WAL with synchronous=FULL: a commit is on disk before it returns."""
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+
+def format_entries(entries: Sequence[AuditEntry]) -> str:
+    """Return records as aligned text, one per line."""
+    lines = []
+    for e in entries:
+        lines.append(
+            f"{e.recorded_at:%Y-%m-%d %H:%M:%S%z}  {e.request_id}  {e.outcome:<28} "
+            f"fin={e.citizen_fin or '-':<8} code={e.subscriber_code or '-':<12} "
+            f"stmt={e.statement_number or '-'}  {e.duration_ms:.1f} ms  {e.client_subject or '-'}"
+        )
+    return "\n".join(lines)
