@@ -36,6 +36,7 @@ from service.signing.wsse import WsseSigner, WsseVerifier
 from service.soap_gateway import SoapGateway
 from service.wsdl.document import install_wsdl_amendments
 from service.wsdl.namespaces import SERVICE_NAME, TNS
+from service.xroad import XRoadMode, XRoadPolicy, parse_client_allowlist
 
 log = logging.getLogger("service.app")
 
@@ -107,11 +108,17 @@ class ServiceApp:
         self.queries = queries
         self.metrics = Metrics()
         self.replay_cache = create_replay_cache(settings.replay_url, settings.replay_cache_entries)
-        self.verifier = WsseVerifier(
-            trust,
-            self.replay_cache,
-            clock_skew_s=settings.wsse_clock_skew_s,
-            max_age_s=settings.wsse_max_age_s,
+        # WS-Security off (behind an X-Road security server) is allowed only
+        # with TLS client certificates: Settings.validate() enforces it.
+        self.verifier = (
+            WsseVerifier(
+                trust,
+                self.replay_cache,
+                clock_skew_s=settings.wsse_clock_skew_s,
+                max_age_s=settings.wsse_max_age_s,
+            )
+            if settings.wsse_mode == "require"
+            else None
         )
         self.soap = SoapGateway(
             SoapWsgiApplication(spyne_app),
@@ -120,6 +127,10 @@ class ServiceApp:
             StatementSigner(identity),
             audit,
             self.metrics,
+            xroad=XRoadPolicy(
+                XRoadMode(settings.xroad_mode), parse_client_allowlist(settings.xroad_clients)
+            ),
+            transport_trust=trust,
             max_body_bytes=settings.max_body_bytes,
         )
 

@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the SOAP service with gunicorn")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--tls-key", help="the TLS certificate's key (PEM)")
+    serve.add_argument("--tls-client-ca", help="require client certificates from this CA")
 
     demo = commands.add_parser("init-demo", help="build the demo billing database")
     demo.add_argument("--db", help="SQLAlchemy URL (default: the demo SQLite file under var/)")
@@ -65,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help=f"name in the service's certificate (default {DEFAULT_SERVICE_SIGNER}; repeatable)",
     )
+    call.add_argument(
+        "--xroad-client", metavar="INSTANCE/CLASS/CODE[/SUBSYSTEM]", help="send X-Road headers"
+    )
+    call.add_argument(
+        "--xroad-service",
+        metavar="INSTANCE/CLASS/CODE/SUBSYSTEM",
+        help="the X-Road service (with --xroad-client)",
+    )
+    call.add_argument("--xroad-user-id", help="X-Road userId, e.g. AZ5ZT3K9M (default: AZ+FIN)")
 
     pki = commands.add_parser("pki", help="development keys and certificates")
     pki_commands = pki.add_subparsers(dest="pki_command", required=True)
@@ -120,6 +132,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     if args.port:
         overrides["port"] = args.port
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        if getattr(args, name):
+            overrides[name] = getattr(args, name)
     serve(dataclasses.replace(settings, **overrides).validate())
     return 0
 
@@ -169,12 +184,31 @@ def _call(args: argparse.Namespace) -> int:
     from lxml import etree
     from zeep.exceptions import Fault, TransportError
 
-    from service.client import StatementClient, pretty_xml
+    from service.client import StatementClient, XRoadEchoMismatch, pretty_xml
     from service.errors import ServiceFault
     from service.signing.keys import load_signing_identity
     from service.signing.trust import TrustStore
     from service.statement_text import format_response
 
+    xroad_blocks = []
+    if args.xroad_client or args.xroad_service:
+        import uuid
+
+        from service.xroad import build_request_headers
+
+        if not (args.xroad_client and args.xroad_service):
+            print(
+                "azersu-statement: --xroad-client and --xroad-service go together", file=sys.stderr
+            )
+            return 2
+        user_id = args.xroad_user_id or (f"AZ{args.fin.strip().upper()}" if args.fin else None)
+        try:
+            xroad_blocks = build_request_headers(
+                args.xroad_client, args.xroad_service, str(uuid.uuid4()), user_id
+            )
+        except ValueError as exc:
+            print(f"azersu-statement: {exc}", file=sys.stderr)
+            return 2
     identity = load_signing_identity(
         args.key, args.cert, None, key_setting="--key", cert_setting="--cert"
     )
@@ -187,12 +221,10 @@ def _call(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             service_signers=frozenset(args.signer or [DEFAULT_SERVICE_SIGNER]),
         )
-        result = client.call(args.code, args.fin, args.lang)
-    except ServiceFault as failure:  # the answer did not verify
-        print(
-            f"azersu-statement: the answer is NOT trusted: {failure.faultcode}: {failure}",
-            file=sys.stderr,
-        )
+        result = client.call(args.code, args.fin, args.lang, xroad_blocks)
+    except (ServiceFault, XRoadEchoMismatch) as failure:  # the answer did not verify
+        code = getattr(failure, "faultcode", "XRoadEchoMismatch")
+        print(f"azersu-statement: the answer is NOT trusted: {code}: {failure}", file=sys.stderr)
         return 5
     except Fault as fault:
         print(f"SOAP Fault {fault.code}: {fault.message}", file=sys.stderr)

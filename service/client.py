@@ -9,6 +9,8 @@ accepts a message whose Body was never signed, and a signature-wrapped one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,7 @@ from service.signing.statement_signature import STATEMENT_TAG, StatementVerifier
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore
 from service.signing.wsse import VerifiedEnvelope, WsseSigner, WsseVerifier
 from service.wsdl.namespaces import OPERATION
+from service.xroad import echo_matches
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class CallResult:
     raw_xml: bytes
     envelope: VerifiedEnvelope
     statement: VerifiedStatement | None
+    xroad_echo: tuple[etree._Element, ...] = ()
+
+
+class XRoadEchoMismatch(Exception):
+    """The answer's X-Road headers are not the request's."""
 
 
 class _SigningPlugin(Plugin):
@@ -89,20 +97,39 @@ class StatementClient:
         )
         self.statement_verifier = StatementVerifier(trust, service_signers)
 
-    def call(self, code: str, fin: str | None, language: str | None = None) -> CallResult:
-        """Call the service; raise zeep's Fault for a (verified) SOAP Fault."""
+    def call(
+        self,
+        code: str,
+        fin: str | None,
+        language: str | None = None,
+        xroad: Sequence[etree._Element] = (),
+    ) -> CallResult:
+        """Call the service; raise zeep's Fault for a (verified) SOAP Fault.
+
+        ``xroad`` are X-Road header blocks to send (see
+        :func:`service.xroad.build_request_headers`); the answer must echo them
+        exactly, or :class:`XRoadEchoMismatch` is raised.
+        """
         kwargs: dict[str, Any] = {"SubscriberCode": code}
         if fin is not None:
             kwargs["CitizenFin"] = fin
         if language:
             kwargs["Language"] = language
+        if xroad:
+            kwargs["_soapheaders"] = [deepcopy(block) for block in xroad]
         with self.zeep.settings(raw_response=True):
             http_response = getattr(self.zeep.service, OPERATION)(**kwargs)
         raw = http_response.content
         envelope, statement = self.verify_response(raw)
+        echo = tuple(envelope.signed_headers)
+        if xroad and not echo_matches(xroad, echo):
+            raise XRoadEchoMismatch("the answer does not echo the X-Road headers exactly")
         operation = self.zeep.service._binding._operations[OPERATION]
-        response = self.zeep.service._binding.process_reply(self.zeep, operation, http_response)
-        return CallResult(response, raw, envelope, statement)
+        reply = self.zeep.service._binding.process_reply(self.zeep, operation, http_response)
+        # The WSDL declares the X-Road headers on the output, so zeep returns
+        # {header, body}; the body is the GetBillingStatementResponse.
+        response = reply.body if hasattr(reply, "body") and hasattr(reply, "header") else reply
+        return CallResult(response, raw, envelope, statement, echo)
 
     def verify_response(self, raw: bytes) -> tuple[VerifiedEnvelope, VerifiedStatement | None]:
         """Verify the response envelope, then the Statement inside its verified Body."""

@@ -33,6 +33,7 @@ class Status(enum.StrEnum):
     SUBSCRIBER_NOT_FOUND = "SUBSCRIBER_NOT_FOUND"
     NOT_RESIDENTIAL = "NOT_RESIDENTIAL"
     FIN_INVALID = "FIN_INVALID"
+    FIN_MISMATCH = "FIN_MISMATCH"
 
 
 class AzersuError(Exception):
@@ -68,6 +69,12 @@ class SubscriberCodeInvalid(BusinessRejection):
 
 class FinInvalid(BusinessRejection):
     status = Status.FIN_INVALID
+
+
+class FinMismatch(BusinessRejection):
+    """CitizenFin and the X-Road userId name different citizens."""
+
+    status = Status.FIN_MISMATCH
 
 
 class SubscriberNotFound(BusinessRejection):

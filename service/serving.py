@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import ssl
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,16 @@ class GunicornServer(BaseApplication):
             # host would clash, and the service doesn't use it.
             "control_socket_disable": True,
         }
+        if s.tls_enabled:
+            # Client certificates are required and must chain to the client CA:
+            # the TLS handshake authenticates the caller (WS-Security off mode).
+            options.update(
+                certfile=s.tls_cert,
+                keyfile=s.tls_key,
+                ca_certs=s.tls_client_ca,
+                cert_reqs=ssl.CERT_REQUIRED,
+                do_handshake_on_connect=True,
+            )
         for key, value in options.items():
             self.cfg.set(key, value)
 

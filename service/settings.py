@@ -98,9 +98,30 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     #: Most messages the in-memory replay cache remembers at once.
     replay_cache_entries: int = 1_000_000
+    #: X-Road headers: "off" (ignored), "accept" (used and echoed when present)
+    #: or "require" (a request without valid X-Road headers is a Fault).
+    xroad_mode: str = "accept"
+    #: Optional allowlist of X-Road clients: INSTANCE/CLASS/CODE[/SUBSYSTEM],
+    #: separated by commas or spaces.  Empty: any client.
+    xroad_clients: str = ""
+    #: WS-Security on requests: "require" (default) or "off".  "off" is for an
+    #: adapter behind an X-Road security server, which signs the messages; it
+    #: is accepted only when the service itself is served over TLS with
+    #: client-certificate authentication (the three tls_* settings).
+    wsse_mode: str = "require"
+    #: TLS for ``serve``: the server's certificate and key (PEM) and the CA
+    #: bundle that client certificates must chain to.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
     #: Shared replay store for several workers or hosts (``redis://host:6379/0``);
     #: empty for the in-memory cache of a single process.
     replay_url: str = field(default="", repr=False)
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Return whether ``serve`` uses TLS with client certificates."""
+        return bool(self.tls_cert and self.tls_key and self.tls_client_ca)
 
     @property
     def trusted_client_fingerprints(self) -> tuple[str, ...]:
@@ -149,6 +170,21 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(env_name(name), "must be at least 1")
+        if self.xroad_mode not in ("off", "accept", "require"):
+            raise ConfigurationError("AZERSU_XROAD_MODE", "must be off, accept or require")
+        if self.wsse_mode not in ("off", "require"):
+            raise ConfigurationError("AZERSU_WSSE_MODE", "must be require or off")
+        tls = (self.tls_cert, self.tls_key, self.tls_client_ca)
+        if any(tls) and not all(tls):
+            raise ConfigurationError(
+                "AZERSU_TLS_CERT", "TLS needs the certificate, the key and the client CA together"
+            )
+        if self.wsse_mode == "off" and not all(tls):
+            raise ConfigurationError(
+                "AZERSU_WSSE_MODE",
+                "off is accepted only with TLS client-certificate authentication "
+                "(serve --tls-cert --tls-key --tls-client-ca)",
+            )
         if not 0 < self.db_timeout_s <= 600:
             raise ConfigurationError("AZERSU_DB_TIMEOUT_S", "must be above 0 and at most 600")
         if self.db_max_overflow < 0:

@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from copy import deepcopy
+from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
@@ -38,8 +39,10 @@ from service.audit import AuditEntry, AuditStore
 from service.errors import (
     AuditUnavailable,
     BodyTooLarge,
+    FailedAuthentication,
     HttpRejection,
     InternalError,
+    InvalidSecurity,
     ReplayStoreUnavailable,
     SecurityFault,
     ServiceFault,
@@ -49,8 +52,11 @@ from service.errors import (
 from service.metrics import Metrics
 from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
+from service.signing.keys import fingerprint
 from service.signing.statement_signature import STATEMENT_TAG, StatementSigner
-from service.signing.wsse import VerifiedEnvelope, WsseSigner, WsseVerifier
+from service.signing.trust import TrustStore
+from service.signing.wsse import SignerInfo, WsseSigner, WsseVerifier, split_envelope
+from service.xroad import XRoadHeaderFault, XRoadHeaders, XRoadPolicy, header_blocks
 
 log = logging.getLogger("service.gateway")
 
@@ -58,6 +64,8 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SIGNER_ENVIRON_KEY = "azersu.signer"
 #: The request's AuditEntry: the operation fills in what the citizen asked for.
 AUDIT_ENVIRON_KEY = "azersu.audit"
+#: The request's checked X-Road headers (or None).
+XROAD_ENVIRON_KEY = "azersu.xroad"
 _ACCEPTED_MEDIA_TYPES = ("text/xml",)
 _FAULTCODE_PATH = f"{{{ns.SOAP11_ENV}}}Body/{{{ns.SOAP11_ENV}}}Fault/faultcode"
 
@@ -83,13 +91,35 @@ def fault_label(fault: ServiceFault) -> str:
     return f"wsse:{fault.faultcode}" if fault.fault_namespace else fault.faultcode
 
 
-def clean_envelope(verified: VerifiedEnvelope) -> bytes:
+def clean_envelope(verified_body: etree._Element) -> bytes:
     """Return a new envelope that holds only the verified Body's content, for Spyne."""
     envelope = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap={"soapenv": ns.SOAP11_ENV})
     body = etree.SubElement(envelope, f"{{{ns.SOAP11_ENV}}}Body")
-    for child in verified.body:
+    for child in verified_body:
         body.append(deepcopy(child))
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+
+def add_header_blocks(envelope: etree._Element, blocks: Iterable[etree._Element]) -> None:
+    """Put copies of ``blocks`` first in the envelope's Header (created if missing)."""
+    blocks = list(blocks)
+    if not blocks:
+        return
+    header = envelope.find(f"{{{ns.SOAP11_ENV}}}Header")
+    if header is None:
+        header = etree.Element(f"{{{ns.SOAP11_ENV}}}Header")
+        envelope.insert(0, header)
+    for position, block in enumerate(blocks):
+        header.insert(position, deepcopy(block))
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request that passed the front door: its Body, its signer, its X-Road headers."""
+
+    body: etree._Element
+    signer: SignerInfo
+    xroad: XRoadHeaders | None
 
 
 class SoapGateway:
@@ -98,14 +128,25 @@ class SoapGateway:
     def __init__(
         self,
         soap_app: WsgiApp,
-        verifier: WsseVerifier,
+        verifier: WsseVerifier | None,
         wsse_signer: WsseSigner,
         statement_signer: StatementSigner,
         audit: AuditStore,
         metrics: Metrics,
         *,
+        xroad: XRoadPolicy | None = None,
+        transport_trust: TrustStore | None = None,
         max_body_bytes: int = 256 * 1024,
     ) -> None:
+        """Wire the gateway.
+
+        ``verifier`` None means WS-Security off: the caller is then the TLS
+        client certificate, checked against ``transport_trust`` (its pins).
+        """
+        if verifier is None and transport_trust is None:
+            raise ValueError("without WS-Security the TLS client certificate must be checked")
+        self.xroad = xroad or XRoadPolicy()
+        self.transport_trust = transport_trust
         self.soap_app = soap_app
         self.verifier = verifier
         self.wsse_signer = wsse_signer
@@ -143,19 +184,57 @@ class SoapGateway:
                 return self._send(start_response, *self._fault_answer(AuditUnavailable()))
             return _plain(start_response, rejection.status, (rejection.message + "\n").encode())
         try:
-            root = parse_request(raw)
-            verified = self.verifier.verify(root)
+            admitted = self._admit(parse_request(raw), environ)
+        except XRoadHeaderFault as fault:
+            self._count_fault(fault)
+            entry.outcome = fault_label(fault)
+            answer = self._fault_answer(fault, echo=fault.echo)
         except ServiceFault as fault:
             self._count_fault(fault)
             entry.outcome = fault_label(fault)
             answer = self._fault_answer(fault)
         else:
-            entry.client_subject = verified.signer.subject
-            entry.client_fingerprint = verified.signer.fingerprint
-            answer = self._call_spyne(environ, verified, entry)
+            entry.client_subject = admitted.signer.subject
+            entry.client_fingerprint = admitted.signer.fingerprint
+            if admitted.xroad is not None:
+                entry.xroad_client = admitted.xroad.client.path
+                entry.xroad_service = admitted.xroad.service.path
+                entry.xroad_message_id = admitted.xroad.message_id
+            answer = self._call_spyne(environ, admitted, entry)
         if not self._record(entry, started):
             answer = self._fault_answer(AuditUnavailable())
         return self._send(start_response, *answer)
+
+    def _admit(self, root: etree._Element, environ: dict[str, Any]) -> Admitted:
+        """Verify who sent the request and check its X-Road headers."""
+        header: etree._Element | None
+        if self.verifier is not None:
+            verified = self.verifier.verify(root)
+            header = root[0]  # the verifier checked: exactly a Header, then the Body
+            blocks = header_blocks(header)
+            signed = verified.signed_headers
+            if any(not any(block is s for s in signed) for block in blocks):
+                raise InvalidSecurity("an X-Road header is not signed", "xroad_unsigned")
+            body, signer = verified.body, verified.signer
+        else:
+            header, body = split_envelope(root)
+            signer = self._tls_client(environ)
+        return Admitted(body, signer, self.xroad.check(header))
+
+    def _tls_client(self, environ: dict[str, Any]) -> SignerInfo:
+        """Return the TLS client certificate (WS-Security off), checked against the pins."""
+        from cryptography import x509
+
+        sock: Any = environ.get("gunicorn.socket")
+        der = sock.getpeercert(binary_form=True) if hasattr(sock, "getpeercert") else None
+        if not der:
+            raise FailedAuthentication("no TLS client certificate", "no_client_certificate")
+        certificate = x509.load_der_x509_certificate(der)
+        assert self.transport_trust is not None  # checked in __init__
+        self.transport_trust.check(certificate)
+        return SignerInfo(
+            certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)
+        )
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
         media_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
@@ -180,16 +259,18 @@ class SoapGateway:
         return data
 
     def _call_spyne(
-        self, environ: dict[str, Any], verified: VerifiedEnvelope, entry: AuditEntry
+        self, environ: dict[str, Any], admitted: Admitted, entry: AuditEntry
     ) -> tuple[str, bytes]:
         """Run Spyne on the verified Body; return the HTTP status and the signed answer."""
-        clean = clean_envelope(verified)
+        clean = clean_envelope(admitted.body)
+        echo = admitted.xroad.echo if admitted.xroad else ()
         inner = dict(environ)
         inner["wsgi.input"] = io.BytesIO(clean)
         inner["CONTENT_LENGTH"] = str(len(clean))
         inner["CONTENT_TYPE"] = "text/xml; charset=utf-8"
-        inner[SIGNER_ENVIRON_KEY] = verified.signer
+        inner[SIGNER_ENVIRON_KEY] = admitted.signer
         inner[AUDIT_ENVIRON_KEY] = entry
+        inner[XROAD_ENVIRON_KEY] = admitted.xroad
         captured: dict[str, str] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
@@ -206,18 +287,20 @@ class SoapGateway:
             envelope = etree.fromstring(payload, etree.XMLParser(resolve_entities=False))
         except Exception as exc:  # Spyne maps its errors itself; this is a last resort
             log.exception("the SOAP application failed")
-            return self._fault_answer(InternalError(f"{type(exc).__name__}: {exc}"), entry)
+            fault = InternalError(f"{type(exc).__name__}: {exc}")
+            return self._fault_answer(fault, entry, echo)
         fault_code = envelope.findtext(_FAULTCODE_PATH)
         if fault_code is not None:
             entry.outcome = fault_code.rpartition(":")[2]
             entry.statement_number = ""
             if entry.outcome == "Server.BillingUnavailable":
                 self.metrics.database_errors.labels(store="billing").inc()
+        add_header_blocks(envelope, echo)
         try:
             signed = self.sign_response(envelope)
         except Exception:
             log.exception("signing the response failed")
-            return self._fault_answer(SigningFailed(), entry)
+            return self._fault_answer(SigningFailed(), entry, echo)
         return captured.get("status", "500 Internal Server Error"), signed
 
     def sign_response(self, envelope: etree._Element) -> bytes:
@@ -230,14 +313,23 @@ class SoapGateway:
         return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 
     def _fault_answer(
-        self, fault: ServiceFault, entry: AuditEntry | None = None
+        self,
+        fault: ServiceFault,
+        entry: AuditEntry | None = None,
+        echo: Iterable[etree._Element] = (),
     ) -> tuple[str, bytes]:
-        """Return the HTTP status and a signed Fault (the bare SigningFailed if nothing signs)."""
+        """Return the HTTP status and a signed Fault (the bare SigningFailed if nothing signs).
+
+        ``echo`` is the request's X-Road headers, which the Fault carries.
+        """
         if entry is not None:
             entry.outcome, entry.statement_number = fault_label(fault), ""
+        echo = tuple(echo)
         for candidate in (fault, SigningFailed()):
+            envelope = fault_envelope(candidate)
+            add_header_blocks(envelope, echo)
             try:
-                return candidate.http_status, self.sign_response(fault_envelope(candidate))
+                return candidate.http_status, self.sign_response(envelope)
             except Exception:
                 log.exception("signing the fault %s failed", candidate.faultcode)
         # Nothing can be signed: the answer carries no data, only the code.

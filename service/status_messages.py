@@ -57,6 +57,17 @@ MESSAGES: dict[Status, dict[Language, str]] = {
             "ФИН-код указан неверно: он должен состоять из 7 символов (латинские буквы и цифры)."
         ),
     },
+    Status.FIN_MISMATCH: {
+        Language.AZ: (
+            "Sorğudakı FİN kodu portala daxil olmuş istifadəçinin FİN kodu ilə üst-üstə düşmür."
+        ),
+        Language.EN: (
+            "The FIN in the request does not match the FIN of the user logged in on the portal."
+        ),
+        Language.RU: (
+            "ФИН-код в запросе не совпадает с ФИН-кодом пользователя, вошедшего на портал."
+        ),
+    },
     Status.SUBSCRIBER_NOT_FOUND: {
         Language.AZ: "Daxil edilən abonent kodu məlumat bazasında tapılmadı.",
         Language.EN: "The subscriber code was not found in the billing database.",

@@ -38,9 +38,20 @@ def service_env(pki: dict[str, Path], **overrides: str) -> dict[str, str]:
 class ServedProcess:
     """A gunicorn master with its workers, its stderr kept in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        scheme: str = "http",
+        client_cert: tuple[str, str] | None = None,
+    ) -> None:
+        """Start the server; with ``scheme="https"``, ``client_cert`` opens the TLS door."""
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.scheme = scheme
+        self.ca = env.get("AZERSU_TLS_CLIENT_CA")
+        self.client_cert = client_cert
+        host = "localhost" if scheme == "https" else "127.0.0.1"
+        self.base_url = f"{scheme}://{host}:{self.port}"
         self.url = f"{self.base_url}/soap"
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -54,9 +65,14 @@ class ServedProcess:
 
     def wait_ready(self, timeout_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
+        options: dict[str, Any] = {}
+        if self.scheme == "https":
+            # Any certificate of the client CA opens the TLS door for /healthz.
+            options.update(verify=self.ca, cert=self.client_cert)
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                if requests.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                health = requests.get(f"{self.base_url}/healthz", timeout=1, **options)
+                if health.status_code == 200:
                     return
             except requests.ConnectionError:
                 time.sleep(0.1)
@@ -64,7 +80,8 @@ class ServedProcess:
         pytest.fail(f"serve did not start:\n{self.log_text()}")
 
     def log_text(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def log_records(self) -> list[dict[str, Any]]:

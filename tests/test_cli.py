@@ -175,3 +175,25 @@ def test_init_demo_then_call(tmp_path: Path) -> None:
     again = run_cli("init-demo", "--db", f"sqlite:///{db}", "--subscribers", "200")
     assert again.returncode == 1
     assert "--replace" in again.stderr
+
+
+def test_call_with_xroad_headers(gunicorn_server: str, pki) -> None:
+    result = run_cli(
+        "call", "--url", gunicorn_server, "--code", bf.FULL,
+        "--xroad-client", "AZ/GOV/1400057421/portal",
+        "--xroad-service", "AZ/COM/9900015741/billing",
+        "--xroad-user-id", "AZ" + bf.FIN,
+        *portal_args(pki),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Status:  OK" in result.stdout
+    assert bf.AZ_LAST in result.stdout
+
+
+def test_call_with_a_malformed_xroad_client() -> None:
+    result = run_cli(
+        "call", "--code", bf.FULL, "--fin", bf.FIN,
+        "--xroad-client", "AZ/GOV", "--xroad-service", "AZ/COM/1/billing",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "INSTANCE/CLASS/CODE" in result.stderr

@@ -80,6 +80,7 @@ def test_request_and_response_elements(live_server) -> None:
         "SUBSCRIBER_NOT_FOUND",
         "NOT_RESIDENTIAL",
         "FIN_INVALID",
+        "FIN_MISMATCH",
     ]
     assert [name for name, _ in sequence("Statement")] == [
         "StatementNumber",

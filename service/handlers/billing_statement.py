@@ -20,8 +20,9 @@ from spyne import ServiceBase, rpc
 
 from service.billing.statement_query import BillingQueries, YearMonth
 from service.errors import BusinessRejection, NotResidential, Status, SubscriberNotFound
-from service.identifiers import normalize_fin, normalize_subscriber_code
-from service.soap_gateway import AUDIT_ENVIRON_KEY
+from service.identifiers import citizen_fin as resolve_citizen_fin
+from service.identifiers import normalize_subscriber_code
+from service.soap_gateway import AUDIT_ENVIRON_KEY, XROAD_ENVIRON_KEY
 from service.statement import (
     STATEMENT_MONTHS,
     BillingStatement,
@@ -34,6 +35,7 @@ from service.statement import (
 from service.status_messages import message_for, parse_language
 from service.wsdl import types as wire
 from service.wsdl.namespaces import OPERATION
+from service.xroad import XRoadHeaders
 
 BAKU = ZoneInfo("Asia/Baku")
 
@@ -75,13 +77,22 @@ def answer(
     subscriber_code: str | None,
     citizen_fin: str | None,
     language: str | None,
+    xroad: XRoadHeaders | None = None,
 ) -> StatementAnswer:
-    """Check the request, read billing and build the answer."""
+    """Check the request, read billing and build the answer.
+
+    The citizen is ``CitizenFin``, or the X-Road ``userId`` "AZ<FIN>" when
+    CitizenFin is absent; when both are present they must agree.
+    """
     lang = parse_language(language)
     code = fin = ""
     try:
         code = normalize_subscriber_code(subscriber_code, context.code_pattern)
-        fin = normalize_fin(citizen_fin)
+        fin = resolve_citizen_fin(
+            citizen_fin,
+            xroad.citizen_fin() if xroad else None,
+            has_user_id=bool(xroad and xroad.user_id),
+        )
         statement = build_statement(context, code)
     except BusinessRejection as rejection:
         status = rejection.status
@@ -184,7 +195,8 @@ class BillingStatementService(ServiceBase):
         if entry is not None:  # what was asked, as typed, in case the lookup fails
             entry.subscriber_code = (SubscriberCode or "").strip()[:64]
             entry.citizen_fin = (CitizenFin or "").strip()[:16]
-        result = answer(ctx.app.statement_context, SubscriberCode, CitizenFin, Language)
+        xroad = ctx.transport.req_env.get(XROAD_ENVIRON_KEY)
+        result = answer(ctx.app.statement_context, SubscriberCode, CitizenFin, Language, xroad)
         if entry is not None:
             entry.outcome = result.status.value
             entry.subscriber_code = result.subscriber_code or entry.subscriber_code

@@ -43,7 +43,7 @@ from service.signing.replay import ReplayCache
 from service.signing.trust import TrustStore, check_signer_name
 from service.signing.xmlsec_binding import xmlsec
 
-MAX_REFERENCES = 6
+MAX_REFERENCES = 12  # Body, Timestamp, a token and the X-Road header blocks
 MAX_TRANSFORMS = 2
 #: Attributes that can carry an ID, and must therefore be unique together.
 ID_ATTRIBUTES = (f"{{{ns.WSU}}}Id", "Id", "ID", "id", "{http://www.w3.org/XML/1998/namespace}id")
@@ -123,6 +123,21 @@ def parse_xs_datetime(text: str | None, what: str) -> dt.datetime:
     if parsed.tzinfo is None:
         raise InvalidSecurity(f"{what} has no time zone", "timestamp")
     return parsed
+
+
+def split_envelope(root: etree._Element) -> tuple[etree._Element | None, etree._Element]:
+    """Return (Header or None, Body) of a SOAP 1.1 envelope with exactly one of each."""
+    if root.tag != _ENVELOPE:
+        raise MalformedRequest(f"root element {root.tag} is not a SOAP 1.1 Envelope")
+    _only(list(root.iter(_ENVELOPE)), "soap:Envelope")
+    headers = list(root.iter(_HEADER))
+    if len(headers) > 1:
+        raise InvalidSecurity(f"expected one soap:Header, found {len(headers)}", "structure")
+    body = _only(list(root.iter(_BODY)), "soap:Body")
+    header = headers[0] if headers else None
+    if _element_children(root) != [h for h in (header, body) if h is not None]:
+        raise InvalidSecurity("the Envelope must hold a Header and a Body", "structure")
+    return header, body
 
 
 def _reference_target(reference: etree._Element, ids: dict[str, etree._Element]) -> etree._Element:
@@ -341,13 +356,9 @@ class WsseVerifier:
 
     @staticmethod
     def _envelope_parts(root: etree._Element) -> tuple[etree._Element, etree._Element]:
-        if root.tag != _ENVELOPE:
-            raise MalformedRequest(f"root element {root.tag} is not a SOAP 1.1 Envelope")
-        _only(list(root.iter(_ENVELOPE)), "soap:Envelope")
-        header = _only(list(root.iter(_HEADER)), "soap:Header")
-        body = _only(list(root.iter(_BODY)), "soap:Body")
-        if _element_children(root) != [header, body]:
-            raise InvalidSecurity("the Envelope must hold a Header and a Body", "structure")
+        header, body = split_envelope(root)
+        if header is None:
+            raise InvalidSecurity("expected exactly one soap:Header, found 0", "structure")
         return header, body
 
     @staticmethod
@@ -442,7 +453,12 @@ class WsseSigner:
         )
         token.text = self._token_text
         body.set(_WSU_ID, _new_id("Body"))
-        # Declare wsu once on the Envelope instead of an "ns0" on the Body.
+        # Header blocks (the X-Road headers) are signed too, so that the
+        # receiver can trust them as it trusts the Body.
+        blocks = [h for h in header if isinstance(h.tag, str) and h is not security]
+        for block in blocks:
+            block.set(_WSU_ID, _new_id("H"))
+        # Declare wsu once on the Envelope instead of an "ns0" on each element.
         etree.cleanup_namespaces(envelope, top_nsmap={"wsu": ns.WSU})
 
         signature = xmlsec.template.create(
@@ -452,7 +468,7 @@ class WsseSigner:
             ns="ds",
         )
         security.append(signature)
-        for target in (body, timestamp):
+        for target in (body, timestamp, *blocks):
             reference = xmlsec.template.add_reference(
                 signature, xmlsec.Transform.SHA256, uri="#" + str(target.get(_WSU_ID))
             )
@@ -460,8 +476,8 @@ class WsseSigner:
         key_info = xmlsec.template.ensure_key_info(signature)
         ctx = xmlsec.SignatureContext()
         ctx.key = self.identity.xmlsec_key
-        ctx.register_id(body, "Id", ns.WSU)
-        ctx.register_id(timestamp, "Id", ns.WSU)
+        for target in (body, timestamp, *blocks):
+            ctx.register_id(target, "Id", ns.WSU)
         ctx.sign(signature)
         # The token reference goes in after signing: xmlsec doesn't know WSSE
         # KeyInfo content and KeyInfo is not covered by the signature anyway.

@@ -17,6 +17,7 @@ StatusCode = Enum(
     "SUBSCRIBER_NOT_FOUND",
     "NOT_RESIDENTIAL",
     "FIN_INVALID",
+    "FIN_MISMATCH",
     type_name="StatusCode",
 )
 LanguageCode = Enum("az", "en", "ru", type_name="LanguageCode")
