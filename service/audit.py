@@ -14,7 +14,12 @@ PostgreSQL or Oracle in production.  The table is created when missing.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import queue
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -84,13 +89,72 @@ def _audit_table(metadata: MetaData, name: str) -> Table:
     )
 
 
+class _GroupCommitter:
+    """Commit the records of concurrent requests together: one transaction, one fsync.
+
+    Each request still waits until its own record is committed (the answer
+    is sent only after), but requests that arrive while a commit is on disk
+    share the next one instead of queueing for a commit each.  The thread
+    starts on first use, in the worker process (never before a fork).
+    """
+
+    MAX_BATCH = 256
+
+    def __init__(self, store: AuditStore) -> None:
+        self.store = store
+        self.queue: queue.SimpleQueue[tuple[AuditEntry, Future[None]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def submit(self, entry: AuditEntry, timeout_s: float) -> None:
+        """Queue the record and wait until it is committed; raise AuditUnavailable if not."""
+        self._ensure_thread()
+        done: Future[None] = Future()
+        self.queue.put((entry, done))
+        try:
+            done.result(timeout=timeout_s)
+        except FutureTimeout as exc:
+            raise AuditUnavailable(f"no commit within {timeout_s} s") from exc
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="audit-commit", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self.store.insert_now([entry for entry, _ in batch])
+            except AuditUnavailable as exc:
+                for _, done in batch:
+                    done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
+
+
 class AuditStore:
     """Write and read audit records in their own database."""
 
-    def __init__(self, engine: Engine, table_name: str = "audit_record") -> None:
+    def __init__(
+        self, engine: Engine, table_name: str = "audit_record", commit_timeout_s: float = 3.0
+    ) -> None:
         self.engine = engine
         self.metadata = MetaData()
         self.table = _audit_table(self.metadata, table_name)
+        self.commit_timeout_s = commit_timeout_s
+        self._committer = _GroupCommitter(self)
 
     @classmethod
     def from_url(cls, url_text: str, timeout_s: float = 3.0) -> AuditStore:
@@ -111,7 +175,7 @@ class AuditStore:
             raise ConfigurationError("AZERSU_AUDIT_URL", f"{type(exc).__name__}: {exc}") from exc
         if url.get_backend_name() == "sqlite":
             _durable_sqlite(engine)
-        store = cls(engine)
+        store = cls(engine, commit_timeout_s=timeout_s)
         try:
             store.metadata.create_all(engine)
         except SQLAlchemyError as exc:
@@ -121,10 +185,17 @@ class AuditStore:
         return store
 
     def record(self, entry: AuditEntry) -> None:
-        """Commit one record, or raise AuditUnavailable (the caller fails closed)."""
+        """Commit one record (grouped with concurrent ones), or raise AuditUnavailable.
+
+        The caller answers only after this returns, and fails closed if it raises.
+        """
+        self._committer.submit(entry, self.commit_timeout_s)
+
+    def insert_now(self, entries: Sequence[AuditEntry]) -> None:
+        """Insert and commit records in one transaction, or raise AuditUnavailable."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(self.table), asdict(entry))
+                conn.execute(insert(self.table), [asdict(e) for e in entries])
         except SQLAlchemyError as exc:
             raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
 

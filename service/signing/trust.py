@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -51,6 +51,11 @@ class TrustStore:
 
     anchors: tuple[x509.Certificate, ...]
     pinned: frozenset[str] = frozenset()
+    # Fingerprint -> the anchor that issued it: checking a CA signature costs
+    # more than the rest of a request's trust check, and callers are few.
+    _issuers: dict[str, x509.Certificate] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_pem_file(
@@ -108,9 +113,16 @@ class TrustStore:
             )
 
     def _issued_by_anchor(self, cert: x509.Certificate, now: dt.datetime) -> bool:
-        return any(
-            _within_validity(anchor, now) and _issued_by(cert, anchor) for anchor in self.anchors
-        )
+        key = fingerprint(cert)
+        issuer = self._issuers.get(key)
+        if issuer is None:
+            issuer = next((a for a in self.anchors if _issued_by(cert, a)), None)
+            if issuer is None:
+                return False
+            if len(self._issuers) > 1024:
+                self._issuers.clear()
+            self._issuers[key] = issuer
+        return _within_validity(issuer, now)
 
 
 def normalize_fingerprint(text: str) -> str:

@@ -26,6 +26,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from lxml import etree
@@ -291,6 +292,7 @@ class WsseVerifier:
         certificate of the same CA).
         """
         self.signers = signers
+        self._keys: dict[bytes, Any] = {}  # certificate DER -> xmlsec key, reused
         self.allow_body_signatures = allow_body_signatures
         self.trust = trust
         self.replay = replay
@@ -339,7 +341,7 @@ class WsseVerifier:
         created, expires = self._check_timestamp(timestamp)
         self.trust.check(certificate, self.now())
         check_signer_name(certificate, self.signers)
-        xmlsec_verify(signature, certificate_key(der), targets)
+        xmlsec_verify(signature, self._key(der), targets)
 
         signer = SignerInfo(
             certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)
@@ -353,6 +355,15 @@ class WsseVerifier:
             if not self.replay.first_seen(digest, ttl):
                 raise InvalidSecurity("the message was already accepted", "replay")
         return VerifiedEnvelope(body, tuple(signed_headers), created, expires, signer, digest)
+
+    def _key(self, der: bytes) -> Any:
+        """Return the xmlsec key of a certificate, parsed once per certificate."""
+        key = self._keys.get(der)
+        if key is None:
+            if len(self._keys) > 256:
+                self._keys.clear()
+            key = self._keys[der] = certificate_key(der)
+        return key
 
     @staticmethod
     def _envelope_parts(root: etree._Element) -> tuple[etree._Element, etree._Element]:
