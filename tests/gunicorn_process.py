@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,24 @@ class ServedProcess:
                 self.process.wait(timeout=10)
         self._log.close()
         return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(
+    billing_db: str, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Serve the hand-made billing data with ``azersu-statement serve``; yield its /soap URL."""
+    from tests.billing_fixtures import REPORT_PERIOD
+
+    folder = tmp_path_factory.mktemp("gunicorn")
+    env = service_env(
+        pki,
+        AZERSU_BILLING_URL=billing_db,
+        AZERSU_REPORT_PERIOD=REPORT_PERIOD,
+        AZERSU_VAR_DIR=str(folder / "var"),
+        AZERSU_WORKERS="1",
+        AZERSU_THREADS="2",
+    )
+    server = ServedProcess(env, folder / "serve.log")
+    yield server.url
+    assert server.stop() == 0, server.log_text()

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests import billing_fixtures as bf
+from tests.gunicorn_process import free_port, gunicorn_server  # noqa: F401 (a fixture: pytest injects it by name)
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_cli(
@@ -59,43 +49,6 @@ def portal_args(pki: dict[str, Path]) -> list[str]:
         "--cert", str(pki["portal.pem"]),
         "--trust", str(pki["ca.pem"]),
     ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def gunicorn_server(billing_db: str, pki: dict[str, Path]) -> Iterator[str]:
-    """Start ``azersu-statement serve`` (gunicorn) on a free port; yield its /soap URL."""
-    port = free_port()
-    env = trust_env(
-        pki,
-        AZERSU_BILLING_URL=billing_db,
-        AZERSU_REPORT_PERIOD=bf.REPORT_PERIOD,
-        AZERSU_WORKERS="1",
-        AZERSU_THREADS="2",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"serve did not start: {process.communicate()[0]}")
-    yield f"{base}/soap"
-    process.send_signal(signal.SIGTERM)
-    try:
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
 
 
 def test_call_prints_the_statement_as_a_table(gunicorn_server: str, pki) -> None:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from lxml import etree
 
 from service.client import StatementClient
@@ -21,6 +16,7 @@ from service.signing import namespaces as ns
 from service.signing.statement_signature import StatementSigner
 from service.wsdl.namespaces import TNS
 from tests import billing_fixtures as bf
+from tests.gunicorn_process import gunicorn_server  # noqa: F401 (a fixture: pytest injects it by name)
 
 pytestmark = pytest.mark.slow
 
@@ -255,51 +251,6 @@ def test_verify_with_a_missing_trust_file_is_a_configuration_error(
 
 
 # --- call --save-statement, then verify, against gunicorn ------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def gunicorn_server(billing_db: str, pki: dict[str, Path]) -> Iterator[str]:
-    """Start ``azersu-statement serve`` (gunicorn) on a free port; yield its /soap URL."""
-    port = free_port()
-    env = clean_env(
-        AZERSU_SIGN_KEY=str(pki["service.key"]),
-        AZERSU_SIGN_CERT=str(pki["service.pem"]),
-        AZERSU_TRUST_CA=str(pki["ca.pem"]),
-        AZERSU_BILLING_URL=billing_db,
-        AZERSU_REPORT_PERIOD=bf.REPORT_PERIOD,
-        AZERSU_WORKERS="1",
-        AZERSU_THREADS="2",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"serve did not start: {process.communicate()[0]}")
-    yield f"{base}/soap"
-    process.send_signal(signal.SIGTERM)
-    try:
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
 
 
 def test_call_save_statement_then_verify(
