@@ -20,6 +20,7 @@ from spyne.server.wsgi import WsgiApplication
 from sqlalchemy import Engine
 
 from service.audit import AuditStore
+from service.billing.deadline import DEADLINE_MARGIN_S, BillingDeadline
 from service.billing.engine import create_read_only_engine
 from service.billing.statement_query import BillingQueries
 from service.billing.tables import build_billing_tables
@@ -182,10 +183,17 @@ class ServiceApp:
 
     def _check_billing(self) -> None:
         # A real, indexed lookup: it proves the relations are there, not just a socket.
-        self.queries.find_subscriber("")
+        context = self.spyne_app.statement_context
+        if context is not None and context.deadline is not None:
+            context.deadline.run(lambda: self.queries.find_subscriber(""))
+        else:
+            self.queries.find_subscriber("")
 
     def close(self) -> None:
         """Release the database connections."""
+        context = self.spyne_app.statement_context
+        if context is not None and context.deadline is not None:
+            context.deadline.close()
         self.billing_engine.dispose()
         self.audit.close()
         self.replay_cache.close()
@@ -246,6 +254,10 @@ def create_app(
         queries=queries,
         code_pattern=re.compile(settings.subscriber_code_pattern),
         issuer=settings.issuer,
+        deadline=BillingDeadline(
+            settings.db_timeout_s + DEADLINE_MARGIN_S,
+            workers=settings.db_pool_size + settings.db_max_overflow,
+        ),
     )
     spyne_app = build_spyne_application(context)
     return ServiceApp(settings, engine, spyne_app, identity, trust, audit, queries)

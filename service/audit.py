@@ -121,9 +121,7 @@ class _GroupCommitter:
         with self._lock:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, name="audit-commit", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="audit-commit", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:

@@ -9,7 +9,10 @@ Commands:
   service as the portal would (a signed request), verify the signed answer
   strictly and print the statement;
 * ``pki init --out var/pki`` -- create a development CA, service and portal keys;
-* ``verify FILE [--trust CA.pem]`` -- check a saved statement offline.
+* ``verify FILE [--trust CA.pem] [--digest D]`` -- check a saved statement offline
+  (and, with ``--digest``, a printed copy against it);
+* ``render FILE --format html|pdf -o OUT [--lang az|en|ru]`` -- the printable
+  statement (arayış), verified first; see :mod:`service.render_command`.
 
 A configuration error ends the command with one line naming the setting and
 exit status 2.
@@ -98,6 +101,15 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help=f"name in the service's certificate (default {DEFAULT_SERVICE_SIGNER}; repeatable)",
     )
+    verify.add_argument(
+        "--digest",
+        metavar="D",
+        help="check a printed copy: the SHA-256 printed on it (or its QR code's text)",
+    )
+
+    from service.render_command import add_render_parser
+
+    add_render_parser(commands)
     return parser
 
 
@@ -118,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(settings, args)
         if args.command == "audit":
             return _audit(settings, args)
+        if args.command == "render":
+            from service.render_command import run_render
+
+            return run_render(settings, args)
     except ConfigurationError as exc:
         print(f"azersu-statement: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -281,8 +297,20 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     except AzersuError as failure:
         print(f"NOT VERIFIED / TƏSDİQLƏNMƏYİB: {failure}", file=sys.stderr)
         return 1
+    if args.digest is not None:
+        from service.rendering import check_printed_digest
+
+        if not check_printed_digest(verified, args.digest):
+            print(
+                "NOT VERIFIED / TƏSDİQLƏNMƏYİB: the printed digest is not this file's",
+                file=sys.stderr,
+            )
+            return 1
     print(f"VERIFIED: signed by {verified.signer.subject}")
-    print(f"SHA-256 of the signature value: {verified.signature_value_sha256}\n")
+    print(f"SHA-256 of the signature value: {verified.signature_value_sha256}")
+    if args.digest is not None:
+        print("The printed copy's digest matches this file.")
+    print()
     print(format_statement(statement_view(verified.statement)))
     return 0
 

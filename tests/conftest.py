@@ -144,3 +144,55 @@ def serve_app() -> Iterator[type[LiveServer]]:
     yield _Factory
     for server in started:
         server.stop()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+# (imported here, with the fixtures that use them, so that this section is self-contained)
+
+import os  # noqa: E402
+
+from tests.postgres_server import PostgresServer, unavailable_reason  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Start one real PostgreSQL server for the session; stop it and delete its files at the end.
+
+    Without PostgreSQL the tests that need it are skipped, except on CI (``CI=true``)
+    where they fail: CI must run them.
+    """
+    _require_postgres()
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def private_postgres_server() -> Iterator[PostgresServer]:
+    """Start a PostgreSQL server for one test (which may stop or crash it); always removed."""
+    _require_postgres()
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_billing_url(postgres_server: PostgresServer) -> str:
+    """Return the URL of a PostgreSQL database holding the hand-made billing rows."""
+    url = postgres_server.create_database("billing_fixtures")
+    billing_fixtures.create_billing_db(url)
+    return url
+
+
+def _require_postgres() -> None:
+    """Skip when PostgreSQL can't run here; fail instead on CI (CI=true)."""
+    reason = unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"CI=true but PostgreSQL is not available: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL not available: {reason}")

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from spyne import ServiceBase, rpc
 
+from service.billing.deadline import BillingDeadline
 from service.billing.statement_query import BillingQueries, YearMonth
 from service.errors import BusinessRejection, NotResidential, Status, SubscriberNotFound
 from service.identifiers import citizen_fin as resolve_citizen_fin
@@ -59,6 +60,8 @@ class StatementContext:
     issuer: str
     months: int = STATEMENT_MONTHS
     clock: Callable[[], datetime] = baku_now
+    #: Bounds all the billing reads of one request (None: no deadline beyond the engine's).
+    deadline: BillingDeadline | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,10 @@ def answer(
             xroad.citizen_fin() if xroad else None,
             has_user_id=bool(xroad and xroad.user_id),
         )
-        statement = build_statement(context, code)
+        if context.deadline is not None:
+            statement = context.deadline.run(lambda: build_statement(context, code))
+        else:
+            statement = build_statement(context, code)
     except BusinessRejection as rejection:
         status = rejection.status
         return StatementAnswer(status, message_for(status, lang), None, code, fin)

@@ -1,0 +1,52 @@
+"""One deadline on all the billing reads of a request, whatever the driver does.
+
+The engine bounds every wait that a driver option can bound (connecting,
+waiting for a pooled connection, running a statement: see
+:mod:`service.billing.engine`).  Some waits no option bounds: libpq never waits
+less than 2 s to connect, python-oracledb's thin mode has no timeout on the
+Oracle Net handshake after the TCP connect, and no driver notices a database
+that stops answering in the middle of a query (PostgreSQL's statement_timeout
+runs inside the server that stopped).  :class:`BillingDeadline` runs the
+reads in a worker thread and stops waiting for them at the deadline: the
+caller gets :class:`~service.errors.BillingUnavailable` in time, and the
+worker finishes or fails in the background, returning its connection to the
+pool.  The workers are as many as the pool's connections, so reads stuck on a
+dead database can't pile up: later requests wait in the queue and fail at
+their own deadline.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from service.errors import BillingUnavailable
+
+T = TypeVar("T")
+
+#: Time left, within the contract's AZERSU_DB_TIMEOUT_S + 1 s, to sign and send the Fault.
+DEADLINE_MARGIN_S = 0.5
+
+
+class BillingDeadline:
+    """Run a request's billing reads with a deadline of ``seconds``."""
+
+    def __init__(self, seconds: float, workers: int) -> None:
+        self.seconds = seconds
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billing")
+
+    def run(self, read: Callable[[], T]) -> T:
+        """Return ``read()``; raise BillingUnavailable past the deadline."""
+        context = contextvars.copy_context()  # the request's log context goes along
+        future = self._executor.submit(context.run, read)
+        try:
+            return future.result(timeout=self.seconds)
+        except TimeoutError:
+            future.cancel()  # still queued behind stuck reads: never start it
+            raise BillingUnavailable(f"no answer from billing within {self.seconds:g} s") from None
+
+    def close(self) -> None:
+        """Stop the workers (those stuck on a dead database are left to end on their own)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
