@@ -106,7 +106,9 @@ class LiveServer:
         self.port = self.httpd.server_port
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.base_url}/soap"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def stop(self) -> None:
