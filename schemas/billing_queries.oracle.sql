@@ -13,12 +13,12 @@ WHERE subscriber.subscriber_code = :code;
 -- constants bound by the service: :period_year_1 = 100
 SELECT invoice.period_year, invoice.period_month, invoice.service, invoice.consumption_m3, invoice.amount
 FROM invoice
-WHERE invoice.subscriber_code = :code AND invoice.period_year * :period_year_1 + invoice.period_month >= :first_key AND invoice.period_year * :period_year_1 + invoice.period_month <= :last_key;
+WHERE invoice.subscriber_code = :code AND invoice.period_year >= :first_year AND invoice.period_year <= :last_year AND invoice.period_year * :period_year_1 + invoice.period_month >= :first_key AND invoice.period_year * :period_year_1 + invoice.period_month <= :last_key;
 
 -- payments
 SELECT payment.paid_on, payment.amount
 FROM payment
-WHERE payment.subscriber_code = :code AND payment.paid_on >= :"start" AND payment.paid_on < :end;
+WHERE payment.subscriber_code = :code AND payment.paid_on >= :start_day AND payment.paid_on < :end_day;
 
 -- latest_year
 SELECT max(invoice.period_year) AS max_1

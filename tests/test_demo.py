@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import sqlite3
 import unicodedata
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, inspect, select
+from sqlalchemy.engine import make_url
 
 from service.billing import demo
 from service.billing.demo import (
@@ -26,6 +28,7 @@ from service.billing.demo import (
     invoice_amount,
     latest_closed_period,
 )
+from service.billing.engine import normalize_url
 from service.billing.tables import build_billing_tables
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
@@ -146,7 +149,7 @@ def test_same_seed_gives_the_same_data_and_another_seed_does_not(tmp_path: Path)
 def test_portable_core_path_writes_the_same_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The SQLAlchemy Core path (PostgreSQL, Oracle) stores what the SQLite fast path does."""
+    """The SQLAlchemy Core path (Oracle and others) stores what the SQLite fast path does."""
     fast_url = f"sqlite:///{tmp_path / 'fast.sqlite'}"
     core_url = f"sqlite:///{tmp_path / 'core.sqlite'}"
     fast = generate_demo(fast_url, 80, 6, end_period=END, seed=5)
@@ -465,6 +468,135 @@ def test_one_month_and_one_subscriber(tmp_path: Path) -> None:
     assert set(summary.samples) == set(SAMPLE_KINDS)
 
 
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="module")
+def pg_server(request: pytest.FixtureRequest) -> Any:
+    """A real PostgreSQL server (tests.postgres_server); skipped without one, except on CI."""
+    try:  # the session's server, when tests/conftest.py provides one
+        return request.getfixturevalue("postgres_server")
+    except pytest.FixtureLookupError:
+        pass
+    on_ci = os.environ.get("CI", "").strip().lower() == "true"
+    try:
+        from tests.postgres_server import PostgresServer, unavailable_reason
+    except ImportError as exc:
+        if on_ci:
+            pytest.fail(f"CI=true but tests.postgres_server is missing: {exc}", pytrace=False)
+        pytest.skip(f"tests.postgres_server is not available: {exc}")
+    reason = unavailable_reason()
+    if reason is not None:
+        if on_ci:
+            pytest.fail(f"CI=true but PostgreSQL is not available: {reason}", pytrace=False)
+        pytest.skip(f"PostgreSQL not available: {reason}")
+    server = PostgresServer()
+    request.addfinalizer(server.cleanup)
+    return server
+
+
+def plain_postgresql_url(server: Any, name: str) -> str:
+    """Create database ``name``; return its URL as a user types it: ``postgresql://``, no driver."""
+    url = make_url(server.create_database(name)).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def sorted_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(tuple(row.values()) for row in rows)
+
+
+def test_postgresql_demo_is_the_sqlite_demo(data: DemoData, pg_server: Any) -> None:
+    """COPY into PostgreSQL stores exactly the rows of the SQLite fast path, same seed."""
+    url = plain_postgresql_url(pg_server, "demo_same_rows")
+    stream = io.StringIO()
+    summary = generate_demo(url, N, MONTHS, end_period=END, seed=SEED, progress=stream)
+    assert summary == data.summary
+    assert "creating indexes..." in stream.getvalue()
+    assert "analyzing..." in stream.getvalue()
+    subscribers, invoices, payments = read_demo(str(normalize_url(url, "--db")))
+    assert subscribers == data.subscribers  # text, dates and integers as SQLAlchemy reads them
+    assert sorted_rows(invoices) == sorted_rows(data.invoices)  # Decimal money and volumes
+    assert sorted_rows(payments) == sorted_rows(data.payments)
+    assert {type(row["amount"]) for row in invoices + payments} == {Decimal}
+
+
+def test_postgresql_demo_has_the_indexes_and_statistics(pg_server: Any) -> None:
+    url = plain_postgresql_url(pg_server, "demo_indexes")
+    generate_demo(url, 60, 4, end_period=END, seed=3)
+    engine = create_engine(normalize_url(url, "--db"))
+    try:
+        inspector = inspect(engine)
+        assert {i["name"] for i in inspector.get_indexes("invoice")} == {
+            "ix_invoice_sub_period",
+            "ix_invoice_period",
+        }
+        assert {i["name"] for i in inspector.get_indexes("payment")} == {"ix_payment_sub_paid"}
+        assert inspector.get_pk_constraint("subscriber")["constrained_columns"] == [
+            "subscriber_code"
+        ]
+        with engine.connect() as conn:
+            analyzed = conn.exec_driver_sql(
+                "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL"
+            ).scalars()
+            assert set(analyzed) == {"subscriber", "invoice", "payment"}
+            # COPY FREEZE: every page is all-visible without a vacuum (ANALYZE counts them).
+            pages = conn.exec_driver_sql(
+                "SELECT relname, relpages, relallvisible FROM pg_class"
+                " WHERE relname IN ('subscriber', 'invoice', 'payment')"
+            ).all()
+            assert len(pages) == 3
+            assert all(relpages > 0 and visible == relpages for _, relpages, visible in pages)
+            # The planner knows how many rows a subscriber has (not ANALYZE's sample guess).
+            n_distinct: dict[str, float] = dict(
+                conn.exec_driver_sql(
+                    "SELECT tablename, n_distinct FROM pg_stats WHERE attname = 'subscriber_code'"
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    _, invoices, payments = read_demo(str(normalize_url(url, "--db")))
+    for name, rows in (("invoice", invoices), ("payment", payments)):
+        codes = {row["subscriber_code"] for row in rows}
+        assert n_distinct[name] == pytest.approx(-len(codes) / len(rows), rel=1e-4)
+
+
+def test_postgresql_refuses_data_then_replaces_it(pg_server: Any) -> None:
+    url = plain_postgresql_url(pg_server, "demo_replace")
+    generate_demo(url, 20, 2, end_period=END, seed=1)
+    with pytest.raises(DemoDatabaseNotEmpty, match="already holds billing data"):
+        generate_demo(url, 30, 2, end_period=END, seed=1)
+    summary = generate_demo(url, 30, 2, end_period=END, seed=1, replace=True)
+    subscribers, invoices, _ = read_demo(str(normalize_url(url, "--db")))
+    assert len(subscribers) == 30 and len(invoices) == summary.invoices
+
+
+def test_postgresql_failed_load_leaves_empty_tables(
+    pg_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error in the COPY thread reaches the caller, and the load is rolled back."""
+    import psycopg
+
+    url = plain_postgresql_url(pg_server, "demo_failure")
+    monkeypatch.setattr(demo, "CHUNK_SUBSCRIBERS", 10)
+    monkeypatch.setattr(demo, "_subscriber_code", lambda index: str(100_000_000 + index % 25))
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        generate_demo(url, 60, 2, end_period=END, seed=1)
+    subscribers, invoices, payments = read_demo(str(normalize_url(url, "--db")))
+    assert subscribers == {} and invoices == [] and payments == []
+
+
+def test_fixed_point_text_is_exact() -> None:
+    money, volume = demo._FixedPoint(2), demo._FixedPoint(3)
+    assert [money[q] for q in (0, 5, 1234, -5, -1234)] == [
+        "0.00",
+        "0.05",
+        "12.34",
+        "-0.05",
+        "-12.34",
+    ]
+    assert [volume[v] for v in (0, 7, 9125, 24000)] == ["0.000", "0.007", "9.125", "24.000"]
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -525,7 +657,7 @@ def test_sqlite_ddl_creates_the_contract_tables(tmp_path: Path) -> None:
             pk = inspector.get_pk_constraint(name)["constrained_columns"]
             assert [c.lower() for c in pk] == [c.name for c in table.primary_key.columns]
             indexes = {
-                i["name"].lower(): [c.lower() for c in i["column_names"] if c]
+                str(i["name"]).lower(): [c.lower() for c in i["column_names"] if c]
                 for i in inspector.get_indexes(name)
             }
             assert indexes == {str(i.name): [c.name for c in i.columns] for i in table.indexes}

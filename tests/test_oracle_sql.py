@@ -32,8 +32,8 @@ REGENERATE = ".venv/bin/python -m tests.test_oracle_sql > schemas/billing_querie
 #: The values the service passes to each statement (anything else must be a constant).
 EXPECTED_BINDS: dict[str, set[str]] = {
     "subscriber": {"code"},
-    "invoices": {"code", "first_key", "last_key"},
-    "payments": {"code", "start", "end"},
+    "invoices": {"code", "first_year", "last_year", "first_key", "last_key"},
+    "payments": {"code", "start_day", "end_day"},
     "latest_year": set(),
     "latest_month": {"year"},
 }

@@ -69,6 +69,8 @@ def create_read_only_engine(
         connect_args["timeout"] = timeout_s  # waiting on a lock
     else:
         options.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=timeout_s)
+        # Reads only: no BEGIN/ROLLBACK round trips around each statement.
+        options["isolation_level"] = "AUTOCOMMIT"
     if backend == "postgresql":
         # libpq counts connect_timeout in whole seconds (at least 2).
         connect_args["connect_timeout"] = max(2, math.ceil(timeout_s))

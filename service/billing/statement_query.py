@@ -1,10 +1,11 @@
 """The SQL of a statement: every query the service runs against billing.
 
-A statement takes a small fixed number of indexed queries, never one per
-month: the subscriber by its code (primary key), the subscriber's invoices in
-the report window (index on code and period), the subscriber's payments in the
-window (index on code and payment date), and -- cached -- the latest closed
-billing period (index on period).  Sums are made in Python with Decimal, so
+A statement takes a small fixed number of indexed queries on one pooled
+connection, never one per month: the subscriber by its code (primary key), the
+subscriber's invoices in the report window (index on code and period, the
+year range bounding the scan), the subscriber's payments in the window (index
+on code and payment date), and -- cached -- the latest closed billing period
+(index on period).  Sums are made in Python with Decimal, so
 the figures are exact on every database, SQLite included.
 
 Every database error becomes :class:`service.errors.BillingUnavailable`.
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import BindParameter, Engine, bindparam, func, select
+from sqlalchemy import BindParameter, Connection, Engine, bindparam, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.billing.tables import BillingTables
@@ -113,14 +114,18 @@ class BillingQueries:
                 i.c.amount,
             )
             .where(i.c.subscriber_code == _bind("code"))
+            # The year range lets the (code, year, month) index bound the scan;
+            # the key comparison then makes the month range exact.
+            .where(i.c.period_year >= _bind("first_year"))
+            .where(i.c.period_year <= _bind("last_year"))
             .where(period_key >= _bind("first_key"))
             .where(period_key <= _bind("last_key"))
         )
         self._payments_sql = (
             select(p.c.paid_on, p.c.amount)
             .where(p.c.subscriber_code == _bind("code"))
-            .where(p.c.paid_on >= _bind("start"))
-            .where(p.c.paid_on < _bind("end"))
+            .where(p.c.paid_on >= _bind("start_day"))
+            .where(p.c.paid_on < _bind("end_day"))
         )
         # Two index lookups on (PERIOD_YEAR, PERIOD_MONTH) instead of a MAX over
         # an expression, which would scan every invoice.
@@ -140,10 +145,28 @@ class BillingQueries:
             "latest_month": self._latest_month_sql,
         }
 
-    def find_subscriber(self, code: str) -> SubscriberRecord | None:
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """Lend one pooled connection for all the reads of a statement.
+
+        One checkout means one pool ping and no transaction per query: the
+        reads of a statement take four round trips, not twelve.
+        """
+        with _billing_errors("connect"), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _using(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.connection() as fresh:
+                yield fresh
+
+    def find_subscriber(self, code: str, conn: Connection | None = None) -> SubscriberRecord | None:
         """Return the subscriber with this code, or None."""
-        with _billing_errors("subscriber"), self.engine.connect() as conn:
-            row = conn.execute(self._subscriber_sql, {"code": code}).mappings().first()
+        with _billing_errors("subscriber"), self._using(conn) as c:
+            row = c.execute(self._subscriber_sql, {"code": code}).mappings().first()
         if row is None:
             return None
         return SubscriberRecord(
@@ -162,29 +185,35 @@ class BillingQueries:
             meter_type=(row["meter_type"] or "NONE").strip().upper(),
         )
 
-    def invoices(self, code: str, first: YearMonth, last: YearMonth) -> list[InvoiceLine]:
+    def invoices(
+        self, code: str, first: YearMonth, last: YearMonth, conn: Connection | None = None
+    ) -> list[InvoiceLine]:
         """Return the subscriber's invoice lines from ``first`` to ``last`` inclusive."""
         params = {
             "code": code,
+            "first_year": first[0],
+            "last_year": last[0],
             "first_key": first[0] * 100 + first[1],
             "last_key": last[0] * 100 + last[1],
         }
-        with _billing_errors("invoices"), self.engine.connect() as conn:
-            rows = conn.execute(self._invoices_sql, params).all()
+        with _billing_errors("invoices"), self._using(conn) as c:
+            rows = c.execute(self._invoices_sql, params).all()
         return [
             InvoiceLine(int(y), int(m), str(svc), _decimal(cons), _decimal(amount))
             for y, m, svc, cons, amount in rows
         ]
 
-    def payments(self, code: str, start: date, end: date) -> list[PaymentLine]:
+    def payments(
+        self, code: str, start: date, end: date, conn: Connection | None = None
+    ) -> list[PaymentLine]:
         """Return the subscriber's payments received on ``start`` <= day < ``end``."""
-        with _billing_errors("payments"), self.engine.connect() as conn:
-            rows = conn.execute(
-                self._payments_sql, {"code": code, "start": start, "end": end}
+        with _billing_errors("payments"), self._using(conn) as c:
+            rows = c.execute(
+                self._payments_sql, {"code": code, "start_day": start, "end_day": end}
             ).all()
         return [PaymentLine(_as_date(paid_on), _decimal(amount)) for paid_on, amount in rows]
 
-    def latest_closed_period(self) -> YearMonth | None:
+    def latest_closed_period(self, conn: Connection | None = None) -> YearMonth | None:
         """Return the newest month with invoices across billing (cached), or the pin."""
         if self._period_pin is not None:
             return self._period_pin
@@ -193,10 +222,10 @@ class BillingQueries:
             cached = self._period_cached
             if cached is not None and now - cached[0] < self._period_cache_s:
                 return cached[1]
-        with _billing_errors("latest period"), self.engine.connect() as conn:
-            year = conn.execute(self._latest_year_sql).scalar()
+        with _billing_errors("latest period"), self._using(conn) as c:
+            year = c.execute(self._latest_year_sql).scalar()
             month = (
-                conn.execute(self._latest_month_sql, {"year": year}).scalar()
+                c.execute(self._latest_month_sql, {"year": year}).scalar()
                 if year is not None
                 else None
             )

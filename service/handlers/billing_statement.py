@@ -109,20 +109,21 @@ def answer(
 def build_statement(context: StatementContext, code: str) -> BillingStatement:
     """Read the subscriber's billing data and assemble the statement."""
     queries = context.queries
-    subscriber = queries.find_subscriber(code)
-    if subscriber is None:
-        raise SubscriberNotFound()
-    if not subscriber.is_residential:
-        raise NotResidential()
-    issued_at = context.clock()
-    latest = queries.latest_closed_period() or _previous_month(issued_at.date())
-    window = report_window(latest, context.months, subscriber.opened_on)
-    if window:
-        start, end = window_dates(window)
-        invoices = queries.invoices(code, window[0], window[-1])
-        payments = queries.payments(code, start, end)
-    else:
-        invoices, payments = [], []
+    with queries.connection() as conn:
+        subscriber = queries.find_subscriber(code, conn)
+        if subscriber is None:
+            raise SubscriberNotFound()
+        if not subscriber.is_residential:
+            raise NotResidential()
+        issued_at = context.clock()
+        latest = queries.latest_closed_period(conn) or _previous_month(issued_at.date())
+        window = report_window(latest, context.months, subscriber.opened_on)
+        if window:
+            start, end = window_dates(window)
+            invoices = queries.invoices(code, window[0], window[-1], conn)
+            payments = queries.payments(code, start, end, conn)
+        else:
+            invoices, payments = [], []
     periods = build_periods(window, invoices, payments)
     return BillingStatement(
         number=new_statement_number(issued_at),
