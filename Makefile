@@ -8,7 +8,7 @@ PKI := var/pki
 DEV_TRUST := AZERSU_SIGN_KEY=$(PKI)/service.key AZERSU_SIGN_CERT=$(PKI)/service.pem \
 	AZERSU_TRUST_CA=$(PKI)/ca.pem
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench soak fuzz clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,19 @@ run: install $(DEMO_DB) $(PKI)/ca.pem
 
 test: install
 	$(BIN)/python -m pytest
+
+# Load test of the production configuration (gunicorn) on 100,000 demo subscribers:
+# concurrency 1, 16 and 64, 20 s each; writes bench/results/latest.json.
+bench: install
+	$(BIN)/python bench/load.py
+
+# Ten minutes at half the throughput that `make bench` measured.
+soak: install
+	$(BIN)/python bench/soak.py --duration 600
+
+# The WS-Security verifier and parser fed with mutated signed messages, longer than in CI.
+fuzz: install
+	$(BIN)/python bench/fuzz_verifier.py
 
 lint: install
 	$(BIN)/ruff check service tests

@@ -193,6 +193,11 @@ class SoapGateway:
             self._count_fault(fault)
             entry.outcome = fault_label(fault)
             answer = self._fault_answer(fault)
+        except Exception as exc:  # a bug: still a signed, audited Fault, never a bare 500
+            log.exception("the front door failed")
+            internal = InternalError(f"{type(exc).__name__}: {exc}")
+            entry.outcome = fault_label(internal)
+            answer = self._fault_answer(internal)
         else:
             entry.client_subject = admitted.signer.subject
             entry.client_fingerprint = admitted.signer.fingerprint

@@ -19,7 +19,6 @@ place in the envelope, not by ID.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import hashlib
 import re
@@ -260,12 +259,25 @@ def certificate_key(certificate_der: bytes) -> xmlsec.Key:
 
 
 def load_base64_certificate(text: str | None) -> tuple[x509.Certificate, bytes]:
-    """Decode a base64 DER certificate (a BinarySecurityToken or X509Certificate)."""
+    """Decode a base64 DER certificate (a BinarySecurityToken or X509Certificate).
+
+    cryptography parses some fields lazily, so every field the service reads is
+    touched here: a malformed certificate fails now, as a security fault, not
+    later in the middle of a trust check.
+    """
     try:
         der = base64.b64decode("".join((text or "").split()), validate=True)
-        return x509.load_der_x509_certificate(der), der
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidSecurity(f"the token is not an X.509 certificate: {exc}", "token") from exc
+        certificate = x509.load_der_x509_certificate(der)
+        certificate.subject.rfc4514_string()
+        certificate.issuer.rfc4514_string()
+        _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
+        certificate.public_key()
+        list(certificate.extensions)
+    except Exception as exc:  # ValueError, InvalidVersion, UnsupportedAlgorithm, ...
+        raise InvalidSecurity(
+            f"the token is not a usable X.509 certificate: {type(exc).__name__}: {exc}", "token"
+        ) from exc
+    return certificate, der
 
 
 class WsseVerifier:
