@@ -1,0 +1,580 @@
+"""Endurance: ten minutes at half the measured maximum throughput (``make soak``).
+
+The server is the production serving configuration, started as in
+``bench/load.py`` (gunicorn via ``python -m service serve``, the 100,000
+subscriber demo database, a throwaway PKI, the audit store in a throwaway
+var folder).  Checks:
+
+* 0 errors (a transport failure, an HTTP status other than 200, or a Status
+  other than OK);
+* RSS growth of every worker at most 5 % after the warm-up (RSS sampled
+  every 10 s from ``/proc/<pid>/status``; growth is the last sample against
+  the first sample after the warm-up, and the slope over that period is
+  reported too);
+* audit records equal to requests (rows counted in the audit store at the
+  end; every request that reached ``/soap`` must have exactly one);
+* a bounded replay cache.  The in-memory cache is not exposed (not in
+  ``/metrics``), so it is shown three ways: (1) its size is, by
+  construction, the number of messages accepted in the last TTL seconds
+  (entries expire TTL after they were first seen, and every ``first_seen``
+  drops the expired ones first); that number is counted every 10 s from the
+  audit store (records of messages whose signature verified -- they name the
+  signer -- with ``recorded_at`` in the last TTL seconds) and must
+  stay at or under rate x TTL, flat once the run is older than the TTL;
+  (2) ``/readyz`` reports the replay check "ok" (the cache is not full) in
+  every sample; (3) RSS is flat after the warm-up, which an unbounded cache
+  (about 250 bytes per entry) would not be.
+
+The load is open loop: request *k* is due at ``start + k / rate`` whatever
+happened to the previous ones, sent over ``--connections`` keep-alive
+connections (one thread each) from a separate process; latency is measured
+from the moment it was due (so a stall shows up as latency, not as a lower
+rate).  Signed requests are made continuously by a generator process, at
+most about ten seconds ahead of use, so their Timestamps are fresh; each is
+used once (its replay key is checked to be new).
+
+The replay window.  The service keeps a fingerprint for max age + 2 x skew
+(300 + 2 x 300 = 900 s by default): longer than the ten minutes of the run,
+so with the production values no entry would ever expire during the soak and
+the cache would only grow (by design, up to rate x 900 s).  By default the
+soak therefore runs with ``AZERSU_WSSE_MAX_AGE_S=60`` and
+``AZERSU_WSSE_CLOCK_SKEW_S=30`` (a 120 s window) so that expiry is exercised
+many times and the cache reaches its steady state early; the warm-up is set
+to cover it.  ``--replay-window production`` keeps the defaults.
+
+Run from the repository root::
+
+    .venv/bin/python bench/soak.py          # 600 s at 50 % of bench/results/latest.json
+    .venv/bin/python bench/soak.py --duration 60 --warmup 20 --rate 40   # a dry run
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import itertools
+import json
+import math
+import multiprocessing
+import queue
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+import load  # noqa: E402  (bench/load.py: the server, the requests and the client)
+
+from service.pki import init_pki  # noqa: E402
+
+RESULTS = load.ROOT / "bench" / "results" / "soak.json"
+PROFILES = {
+    "short": {"AZERSU_WSSE_MAX_AGE_S": "60", "AZERSU_WSSE_CLOCK_SKEW_S": "30"},
+    "production": {},
+}
+
+
+def replay_ttl_s(env: dict[str, str]) -> float:
+    """Return how long the service remembers a message: max age + 2 x skew."""
+    return float(env.get("AZERSU_WSSE_MAX_AGE_S", 300)) + 2 * float(
+        env.get("AZERSU_WSSE_CLOCK_SKEW_S", 300)
+    )
+
+
+# --------------------------------------------------------------------------- the generator
+
+
+def generate(
+    out: multiprocessing.Queue[tuple[float, list[bytes]]],
+    stop: Event,
+    pki: dict[str, Path],
+    subscribers: list[tuple[str, str]],
+    port: int,
+    chunk: int,
+) -> None:
+    """Sign requests in chunks, forever; ``out`` is bounded, so at most a few chunks ahead."""
+    load.init_generator(str(pki["portal.key"]), str(pki["portal.pem"]))
+    seen: set[str] = set()
+    counter = itertools.count()
+    while not stop.is_set():
+        items = []
+        for _ in range(chunk):
+            n = next(counter)
+            code, fin = subscribers[n % len(subscribers)]
+            items.append((code, fin, load.LANGUAGES[n % len(load.LANGUAGES)]))
+        batch = []
+        for request, key in load.sign_chunk(items, port):
+            if key in seen:
+                raise RuntimeError("a generated request repeats an earlier one")
+            seen.add(key)
+            batch.append(request)
+        signed_at = time.time()
+        while not stop.is_set():
+            try:
+                out.put((signed_at, batch), timeout=0.5)
+                break
+            except queue.Full:
+                continue
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class SoakLog:
+    """Every request of the run: when it was due, when it ended, what came back."""
+
+    start: float = 0.0
+    due: list[float] = field(default_factory=list)
+    ended: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    waited_for_generator: int = 0
+    client_cpu_s: float = 0.0
+    age_at_send_s: list[float] = field(default_factory=list)
+
+
+def open_loop(
+    requests: multiprocessing.Queue[tuple[float, list[bytes]]],
+    port: int,
+    rate: float,
+    duration_s: float,
+    connections: int,
+) -> SoakLog:
+    """Send request k at start + k / rate over ``connections`` keep-alive connections."""
+    import resource
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    # Bounded, so that the generator (blocked on its own bounded queue) stays only
+    # a few seconds ahead and every request is sent with a fresh Timestamp.
+    ready: queue.Queue[tuple[float, bytes]] = queue.Queue(maxsize=max(50, math.ceil(rate * 3)))
+    log = SoakLog()
+    lock = threading.Lock()
+    counter = itertools.count()
+    done = threading.Event()
+
+    def feed() -> None:
+        while not done.is_set():
+            try:
+                signed_at, batch = requests.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            for request in batch:
+                while not done.is_set():
+                    try:
+                        ready.put((signed_at, request), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+
+    def worker() -> None:
+        connection = load.KeepAliveConnection(port)
+        while True:
+            k = next(counter)
+            due = log.start + k / rate
+            if due >= log.start + duration_s:
+                break
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                signed_at, request = ready.get_nowait()
+            except queue.Empty:
+                with lock:
+                    log.waited_for_generator += 1
+                signed_at, request = ready.get()
+            age = time.time() - signed_at
+            try:
+                status, body = connection.exchange(request)
+                outcome = load.classify(status, body)
+            except OSError as exc:
+                outcome = f"transport {type(exc).__name__}"
+            ended = time.perf_counter()
+            with lock:
+                log.due.append(due - log.start)
+                log.ended.append(ended - log.start)
+                log.latency_ms.append((ended - due) * 1000)
+                log.outcomes.append(outcome)
+                log.age_at_send_s.append(age)
+        connection.close()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    while ready.qsize() < min(200, rate * 2):  # a little ahead before the clock starts
+        time.sleep(0.05)
+    log.start = time.perf_counter()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    log.client_cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return log
+
+
+def _drive(
+    out: Connection,
+    requests: multiprocessing.Queue[tuple[float, list[bytes]]],
+    port: int,
+    rate: float,
+    duration_s: float,
+    connections: int,
+) -> None:
+    try:
+        out.send(open_loop(requests, port, rate, duration_s, connections))
+    finally:
+        out.close()
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def audit_counts(path: Path, since: dt.datetime) -> tuple[int, int]:
+    """Return (all records, accepted messages since ``since``) from the audit store.
+
+    A message is in the replay cache once its signature verified: exactly the
+    records that name the signer (``client_fingerprint``), which the gateway
+    fills in only after the WS-Security check passed.
+    """
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+        total = int(conn.execute("SELECT count(*) FROM audit_record").fetchone()[0])
+        # SQLAlchemy stores DateTime in SQLite as "YYYY-MM-DD HH:MM:SS.ffffff" (UTC here).
+        cutoff = since.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        recent = int(
+            conn.execute(
+                "SELECT count(*) FROM audit_record "
+                "WHERE recorded_at >= ? AND client_fingerprint <> ''",
+                (cutoff,),
+            ).fetchone()[0]
+        )
+    return total, recent
+
+
+def readiness(server: load.BenchServer) -> str:
+    """Return the replay check of ``/readyz`` ("ok" or what it said)."""
+    try:
+        status, body = server.get("/readyz")
+        return str(json.loads(body).get("checks", {}).get("replay", f"HTTP {status}"))
+    except (OSError, ValueError) as exc:
+        return f"unreachable: {type(exc).__name__}"
+
+
+@dataclass
+class Sample:
+    """One 10-second observation of the server."""
+
+    t_s: float
+    rss_mb: dict[int, float]
+    cpu_s: float
+    audit_records: int
+    replay_window_records: int
+    readyz_replay: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the sample for the JSON report."""
+        return {
+            "t_s": round(self.t_s, 1),
+            "rss_mb": {str(pid): mb for pid, mb in self.rss_mb.items()},
+            "server_cpu_s": round(self.cpu_s, 2),
+            "audit_records": self.audit_records,
+            "replay_window_records": self.replay_window_records,
+            "readyz_replay": self.readyz_replay,
+        }
+
+
+def take_sample(server: load.BenchServer, started: float, ttl_s: float) -> Sample:
+    """Sample RSS, CPU, audit counts and readiness now."""
+    now = dt.datetime.now(dt.UTC)
+    try:
+        total, recent = audit_counts(server.audit_path, now - dt.timedelta(seconds=ttl_s))
+    except sqlite3.Error:
+        total = recent = -1
+    return Sample(
+        time.monotonic() - started,
+        {pid: round(load.proc_status_kb(pid, "VmRSS") / 1024, 1) for pid in server.worker_pids()},
+        server.cpu_ticks() / load.CLK_TCK,
+        total,
+        recent,
+        readiness(server),
+    )
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def slope_mb_per_min(points: Sequence[tuple[float, float]]) -> float:
+    """Return the least-squares slope of (seconds, MB) points, in MB per minute."""
+    if len(points) < 2:
+        return 0.0
+    xs, ys = zip(*points, strict=True)
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    denominator = sum((x - mean_x) ** 2 for x in xs)
+    if not denominator:
+        return 0.0
+    return 60 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / denominator
+
+
+def analyse(
+    log: SoakLog,
+    samples: list[Sample],
+    *,
+    rate: float,
+    duration_s: float,
+    warmup_s: float,
+    ttl_s: float,
+    max_age_s: float,
+    audit_final: int,
+    worker_changes: int,
+) -> dict[str, Any]:
+    """Return the checks and the figures of the run."""
+    errors = collections.Counter(o for o in log.outcomes if o != "OK")
+    after = [s for s in samples if s.t_s >= warmup_s]
+    rss: dict[str, Any] = {}
+    growth_ok = bool(after)
+    for pid in after[0].rss_mb if after else {}:
+        series = [(s.t_s, s.rss_mb[pid]) for s in after if pid in s.rss_mb]
+        first, last = series[0][1], series[-1][1]
+        growth = 100 * (last - first) / first if first else math.nan
+        peak = max(v for _, v in series)
+        rss[str(pid)] = {
+            "after_warmup_mb": first,
+            "last_mb": last,
+            "peak_mb": peak,
+            "growth_pct": round(growth, 2),
+            "peak_growth_pct": round(100 * (peak - first) / first, 2) if first else math.nan,
+            "slope_mb_per_min": round(slope_mb_per_min(series), 3),
+        }
+        growth_ok &= growth <= 5.0
+    window = [s.replay_window_records for s in samples if s.replay_window_records >= 0]
+    steady = [s.replay_window_records for s in samples if s.t_s >= ttl_s + 10]
+    bound = math.ceil(rate * ttl_s)
+    replay: dict[str, Any] = {
+        "ttl_s": ttl_s,
+        "bound_rate_x_ttl": bound,
+        "max_live_entries": max(window, default=-1),
+        "steady_state_entries": {
+            "min": min(steady, default=-1),
+            "max": max(steady, default=-1),
+        }
+        if steady
+        else "the run was shorter than the TTL: no entry expired yet",
+        "readyz_replay_always_ok": all(s.readyz_replay == "ok" for s in samples),
+    }
+    replay["bounded"] = bool(
+        replay["max_live_entries"] <= bound * 1.05 and replay["readyz_replay_always_ok"]
+    )
+    sent = len(log.outcomes)
+    elapsed = max(log.ended, default=0.0)
+    latencies = sorted(log.latency_ms)
+    return {
+        "requests": sent,
+        "achieved_rate": round(sent / elapsed, 1) if elapsed else 0.0,
+        "latency_from_due_ms": load.latency_summary(latencies),
+        "late_requests_waiting_for_generator": log.waited_for_generator,
+        "request_age_at_send_s": {
+            "p50": round(load.percentile(sorted(log.age_at_send_s), 0.5), 1),
+            "max": round(max(log.age_at_send_s, default=0.0), 1),
+        },
+        "client_cpu_ms_per_request": round(1000 * log.client_cpu_s / sent, 3) if sent else 0,
+        "errors": sum(errors.values()),
+        "error_kinds": dict(errors),
+        "worker_changes": worker_changes,
+        "rss": rss,
+        "audit_records": audit_final,
+        "replay_cache": replay,
+        "checks": {
+            "zero_errors": not errors,
+            "rss_growth_at_most_5pct": growth_ok,
+            "audit_records_equal_requests": audit_final == sent,
+            "replay_cache_bounded": replay["bounded"],
+            "ran_full_duration": elapsed >= duration_s * 0.98,
+            "requests_sent_fresh": max(log.age_at_send_s, default=0.0) < max_age_s,
+        },
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def default_rate() -> float:
+    """Return half of the best throughput in bench/results/latest.json."""
+    try:
+        report = json.loads(load.RESULTS.read_text())
+        best = max(level["requests_per_s"] for level in report["levels"])
+    except (OSError, ValueError, KeyError) as exc:
+        message = f"no usable {load.RESULTS} ({exc}): run bench/load.py or pass --rate"
+        raise SystemExit(message) from exc
+    return round(best / 2, 1)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Return the command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, help="req/s (default: 50%% of latest.json's best)")
+    parser.add_argument("--duration", type=float, default=600, help="seconds (600)")
+    parser.add_argument("--warmup", type=float, help="seconds before RSS is judged (TTL + 30)")
+    parser.add_argument("--connections", type=int, default=16, help="keep-alive connections")
+    parser.add_argument("--sample-every", type=float, default=10, help="seconds (10)")
+    parser.add_argument("--replay-window", choices=sorted(PROFILES), default="short")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--keep-var", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the soak; exit 1 if a check failed."""
+    args = parse_args(argv)
+    rate = args.rate or default_rate()
+    env = PROFILES[args.replay_window]
+    ttl = replay_ttl_s(env)
+    warmup = args.warmup if args.warmup is not None else min(ttl + 30, args.duration / 2)
+    machine = load.machine_info()
+    print(f"machine: {load.describe_machine(machine)}")
+    print(
+        f"soak: {rate:g} req/s for {args.duration:g} s, warm-up {warmup:g} s, replay window "
+        f"{ttl:g} s ({args.replay_window}), {args.connections} connections",
+        flush=True,
+    )
+    db = load.ensure_demo_db(args.subscribers)
+    subscribers = load.residential_subscribers(db, seed=11)
+    load.WORK_DIR.mkdir(parents=True, exist_ok=True)
+    var_dir = Path(tempfile.mkdtemp(prefix="soak-", dir=load.WORK_DIR))
+    pki = init_pki(var_dir / "pki")
+    server = load.BenchServer(
+        pki, db, var_dir, workers=args.workers, threads=args.threads, extra_env=env
+    )
+    context = multiprocessing.get_context("fork")
+    chunk = max(20, math.ceil(rate))  # about one second of requests
+    requests: multiprocessing.Queue[tuple[float, list[bytes]]] = context.Queue(maxsize=4)
+    stop = context.Event()
+    generator = context.Process(
+        target=generate, args=(requests, stop, pki, subscribers, server.port, chunk), daemon=True
+    )
+    generator.start()
+    receiver, sender = context.Pipe(duplex=False)
+    driver = context.Process(
+        target=_drive,
+        args=(sender, requests, server.port, rate, args.duration, args.connections),
+        daemon=True,
+    )
+    samples: list[Sample] = []
+    pids = server.worker_pids()
+    worker_changes = 0
+    report: dict[str, Any] = {
+        "benchmark": "bench/soak.py",
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+        "config": {
+            "rate": rate,
+            "duration_s": args.duration,
+            "warmup_s": warmup,
+            "connections": args.connections,
+            "workers": args.workers,
+            "threads": args.threads,
+            "replay_window": args.replay_window,
+            "server_env": env,
+        },
+    }
+    try:
+        driver.start()
+        sender.close()
+        started = time.monotonic()
+        print(" t s | workers' RSS MB | audit records | replay window | readyz replay", flush=True)
+        while driver.is_alive() and not receiver.poll(0):
+            time.sleep(min(args.sample_every, 1.0))
+            if time.monotonic() - started >= len(samples) * args.sample_every:
+                sample = take_sample(server, started, ttl)
+                samples.append(sample)
+                if server.worker_pids() != pids:
+                    worker_changes += 1
+                    pids = server.worker_pids()
+                print(
+                    f"{sample.t_s:4.0f} | {' '.join(f'{v:6.1f}' for v in sample.rss_mb.values())}"
+                    f" | {sample.audit_records:8,} | {sample.replay_window_records:7,}"
+                    f" | {sample.readyz_replay}",
+                    flush=True,
+                )
+        log: SoakLog = receiver.recv()
+        driver.join()
+        time.sleep(1)
+        samples.append(take_sample(server, started, ttl))
+        audit_final = samples[-1].audit_records
+        report.update(
+            analyse(
+                log,
+                samples,
+                rate=rate,
+                duration_s=args.duration,
+                warmup_s=warmup,
+                ttl_s=ttl,
+                max_age_s=float(env.get("AZERSU_WSSE_MAX_AGE_S", 300)),
+                audit_final=audit_final,
+                worker_changes=worker_changes,
+            )
+        )
+    finally:
+        stop.set()
+        generator.join(timeout=10)
+        if generator.is_alive():
+            generator.terminate()
+        report["server_log"] = server.log_problems()
+        server.stop()
+        report["samples"] = [s.as_dict() for s in samples]
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        if not args.keep_var:
+            load.remove_tree(var_dir)
+    print_summary(report)
+    return 0 if all(report.get("checks", {"ran": False}).values()) else 1
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    """Print the checks and the key figures."""
+    if "checks" not in report:
+        print("the soak did not finish")
+        return
+    lat = report["latency_from_due_ms"]
+    print(
+        f"\n{report['requests']:,} requests at {report['achieved_rate']} req/s "
+        f"(asked {report['config']['rate']}); latency from due p50 {lat['p50_ms']} ms, "
+        f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms; request age at send "
+        f"{report['request_age_at_send_s']}; errors {report['errors']} "
+        f"{report['error_kinds'] or ''}; audit records {report['audit_records']:,}; "
+        f"worker changes {report['worker_changes']}; server log {report['server_log']}"
+    )
+    for pid, figures in report["rss"].items():
+        print(
+            f"worker {pid}: RSS {figures['after_warmup_mb']} -> {figures['last_mb']} MB "
+            f"({figures['growth_pct']:+.2f} %, peak {figures['peak_growth_pct']:+.2f} %, "
+            f"slope {figures['slope_mb_per_min']:+.3f} MB/min)"
+        )
+    replay = report["replay_cache"]
+    print(
+        f"replay cache: at most {replay['max_live_entries']:,} live entries "
+        f"(bound rate x TTL = {replay['bound_rate_x_ttl']:,}); steady state "
+        f"{replay['steady_state_entries']}; /readyz replay always ok: "
+        f"{replay['readyz_replay_always_ok']}"
+    )
+    for name, ok in report["checks"].items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
