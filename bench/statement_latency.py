@@ -77,9 +77,9 @@ if str(ROOT) not in sys.path:  # run as a script: make ``service`` and ``tests``
 from sqlalchemy import Engine, create_engine, func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from service.app import build_statement_context, create_billing_engine  # noqa: E402
 from service.billing.demo import BAKU_TZ, latest_closed_period  # noqa: E402
-from service.billing.engine import create_read_only_engine, normalize_url  # noqa: E402
-from service.billing.statement_query import BillingQueries  # noqa: E402
+from service.billing.engine import normalize_url  # noqa: E402
 from service.billing.tables import BillingTables, build_billing_tables  # noqa: E402
 from service.handlers.billing_statement import StatementContext, build_statement  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -404,30 +404,11 @@ class Bench:
 def open_bench(target: Target, args: argparse.Namespace) -> Bench:
     """Build the engine, queries and context as ``service.app.create_app`` does."""
     settings = dataclasses.replace(Settings(), billing_url=target.url)
-    engine = create_read_only_engine(
-        settings.billing_url,
-        "AZERSU_BILLING_URL",
-        timeout_s=settings.db_timeout_s,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-    )
-    tables = build_billing_tables(
-        settings.billing_schema or None,
-        settings.billing_subscriber_table,
-        settings.billing_invoice_table,
-        settings.billing_payment_table,
-    )
-    queries = BillingQueries(
-        engine,
-        tables,
-        period_pin=settings.report_period_pin,
-        period_cache_s=settings.report_period_cache_s,
-    )
-    context = StatementContext(
-        queries=queries,
-        code_pattern=re.compile(settings.subscriber_code_pattern),
-        issuer=settings.issuer,
-    )
+    engine = create_billing_engine(settings)
+    # The same queries and rules as the service; the per-request deadline
+    # thread is left out so that only the billing reads are timed.
+    context = build_statement_context(settings, engine, deadline=False)
+    tables = context.queries.tables
     codes = residential_codes(engine, tables)
     probes = PROBES if target.backend == "postgresql" else 0
     wanted = args.warmup + args.samples + probes
@@ -603,10 +584,12 @@ def query_plans(bench: Bench, code: str, options: str) -> dict[str, list[str]]:
         "subscriber": {"code": code},
         "invoices": {
             "code": code,
+            "first_year": window[0][0],
+            "last_year": window[-1][0],
             "first_key": window[0][0] * 100 + window[0][1],
             "last_key": window[-1][0] * 100 + window[-1][1],
         },
-        "payments": {"code": code, "start": start, "end": end},
+        "payments": {"code": code, "start_day": start, "end_day": end},
     }
     dialect = bench.engine.dialect
     plans: dict[str, list[str]] = {}

@@ -23,7 +23,7 @@ from service.audit import AuditStore
 from service.billing.deadline import DEADLINE_MARGIN_S, BillingDeadline
 from service.billing.engine import create_read_only_engine
 from service.billing.statement_query import BillingQueries
-from service.billing.tables import build_billing_tables
+from service.billing.tables import BillingTables, build_billing_tables
 from service.errors import to_soap_fault
 from service.handlers.billing_statement import BillingStatementService, StatementContext
 from service.metrics import Metrics
@@ -223,6 +223,43 @@ def create_billing_engine(settings: Settings) -> Engine:
     )
 
 
+def billing_tables(settings: Settings) -> BillingTables:
+    """Return the billing relations under the configured schema and names."""
+    return build_billing_tables(
+        settings.billing_schema or None,
+        settings.billing_subscriber_table,
+        settings.billing_invoice_table,
+        settings.billing_payment_table,
+    )
+
+
+def build_statement_context(
+    settings: Settings, engine: Engine, *, deadline: bool = True
+) -> StatementContext:
+    """Return what GetBillingStatement needs: the billing queries and the rules.
+
+    ``deadline`` bounds each request's billing reads (see
+    :mod:`service.billing.deadline`); a benchmark may leave it out.
+    """
+    queries = BillingQueries(
+        engine,
+        billing_tables(settings),
+        period_pin=settings.report_period_pin,
+        period_cache_s=settings.report_period_cache_s,
+    )
+    return StatementContext(
+        queries=queries,
+        code_pattern=re.compile(settings.subscriber_code_pattern),
+        issuer=settings.issuer,
+        deadline=BillingDeadline(
+            settings.db_timeout_s + DEADLINE_MARGIN_S,
+            workers=settings.db_pool_size + settings.db_max_overflow,
+        )
+        if deadline
+        else None,
+    )
+
+
 def create_app(
     settings: Settings | None = None, material: TrustMaterial | None = None
 ) -> ServiceApp:
@@ -238,27 +275,8 @@ def create_app(
     identity, trust = (material or read_trust_material(settings)).build()
     engine = create_billing_engine(settings)
     audit = AuditStore.from_url(settings.resolved_audit_url, settings.db_timeout_s)
-    tables = build_billing_tables(
-        settings.billing_schema or None,
-        settings.billing_subscriber_table,
-        settings.billing_invoice_table,
-        settings.billing_payment_table,
-    )
-    queries = BillingQueries(
-        engine,
-        tables,
-        period_pin=settings.report_period_pin,
-        period_cache_s=settings.report_period_cache_s,
-    )
-    context = StatementContext(
-        queries=queries,
-        code_pattern=re.compile(settings.subscriber_code_pattern),
-        issuer=settings.issuer,
-        deadline=BillingDeadline(
-            settings.db_timeout_s + DEADLINE_MARGIN_S,
-            workers=settings.db_pool_size + settings.db_max_overflow,
-        ),
-    )
+    context = build_statement_context(settings, engine)
+    queries = context.queries
     spyne_app = build_spyne_application(context)
     return ServiceApp(settings, engine, spyne_app, identity, trust, audit, queries)
 

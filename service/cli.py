@@ -160,8 +160,8 @@ def _init_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     from sqlalchemy.engine import make_url
 
+    from service.app import billing_tables
     from service.billing.demo import DemoDatabaseNotEmpty, format_summary, generate_demo
-    from service.billing.tables import build_billing_tables
     from service.settings import parse_period
 
     url = args.db or settings.resolved_billing_url
@@ -178,12 +178,7 @@ def _init_demo(settings: Settings, args: argparse.Namespace) -> int:
             seed=args.seed,
             replace=args.replace,
             progress=sys.stderr,
-            tables=build_billing_tables(
-                settings.billing_schema or None,
-                settings.billing_subscriber_table,
-                settings.billing_invoice_table,
-                settings.billing_payment_table,
-            ),
+            tables=billing_tables(settings),
         )
     except DemoDatabaseNotEmpty as exc:
         print(f"azersu-statement: {exc} (use --replace to rebuild it)", file=sys.stderr)
