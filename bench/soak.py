@@ -264,6 +264,44 @@ def audit_counts(path: Path, since: dt.datetime) -> tuple[int, int]:
     return total, recent
 
 
+def open_databases(pid: int, files: dict[str, Path]) -> dict[str, int]:
+    """Return how many descriptors of ``pid`` point at each database file (one per connection)."""
+    wanted = {str(path.resolve()): name for name, path in files.items()}
+    counts = dict.fromkeys(files, 0)
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return counts
+    for descriptor in descriptors:
+        try:
+            name = wanted.get(str(Path(descriptor).readlink()))
+        except OSError:
+            continue
+        if name is not None:
+            counts[name] += 1
+    return counts
+
+
+def memory_by_kind(pid: int) -> dict[str, float]:
+    """Return a process's RSS in MB by kind of mapping: [heap], anonymous, file-backed."""
+    kinds = {"heap": 0, "anonymous": 0, "file": 0}
+    kind = "anonymous"
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        if not fields[0].endswith(":"):  # a mapping's header line: address perms ... [path]
+            path = fields[5] if len(fields) > 5 else ""
+            kind = "heap" if path == "[heap]" else "file" if path.startswith("/") else "anonymous"
+        elif fields[0] == "Rss:":
+            kinds[kind] += int(fields[1])
+    return {name: round(kb / 1024, 1) for name, kb in kinds.items()}
+
+
 def readiness(server: load.BenchServer) -> str:
     """Return the replay check of ``/readyz`` ("ok" or what it said)."""
     try:
@@ -283,6 +321,8 @@ class Sample:
     audit_records: int
     replay_window_records: int
     readyz_replay: str
+    connections: dict[int, dict[str, int]]
+    memory_kinds: dict[int, dict[str, float]]
 
     def as_dict(self) -> dict[str, Any]:
         """Return the sample for the JSON report."""
@@ -293,11 +333,13 @@ class Sample:
             "audit_records": self.audit_records,
             "replay_window_records": self.replay_window_records,
             "readyz_replay": self.readyz_replay,
+            "database_connections": {str(pid): c for pid, c in self.connections.items()},
+            "rss_by_kind_mb": {str(pid): k for pid, k in self.memory_kinds.items()},
         }
 
 
-def take_sample(server: load.BenchServer, started: float, ttl_s: float) -> Sample:
-    """Sample RSS, CPU, audit counts and readiness now."""
+def take_sample(server: load.BenchServer, started: float, ttl_s: float, billing_db: Path) -> Sample:
+    """Sample RSS, CPU, audit counts, readiness and each worker's database connections."""
     now = dt.datetime.now(dt.UTC)
     try:
         total, recent = audit_counts(server.audit_path, now - dt.timedelta(seconds=ttl_s))
@@ -310,6 +352,11 @@ def take_sample(server: load.BenchServer, started: float, ttl_s: float) -> Sampl
         total,
         recent,
         readiness(server),
+        {
+            pid: open_databases(pid, {"billing": billing_db, "audit": server.audit_path})
+            for pid in server.worker_pids()
+        },
+        {pid: memory_by_kind(pid) for pid in server.worker_pids()},
     )
 
 
@@ -357,6 +404,18 @@ def analyse(
             "growth_pct": round(growth, 2),
             "peak_growth_pct": round(100 * (peak - first) / first, 2) if first else math.nan,
             "slope_mb_per_min": round(slope_mb_per_min(series), 3),
+            # SQLite keeps a page cache (2 MB by default) per connection: a pooled
+            # connection opened late adds RSS until its cache is full.
+            "billing_connections": [
+                after[0].connections.get(pid, {}).get("billing", 0),
+                after[-1].connections.get(pid, {}).get("billing", 0),
+            ],
+            # Where the growth is: the main heap, anonymous maps (thread malloc
+            # arenas, pymalloc arenas) or files.
+            "growth_by_kind_mb": {
+                kind: round(mb - after[0].memory_kinds.get(pid, {}).get(kind, 0.0), 1)
+                for kind, mb in after[-1].memory_kinds.get(pid, {}).items()
+            },
         }
         growth_ok &= growth <= 5.0
     window = [s.replay_window_records for s in samples if s.replay_window_records >= 0]
@@ -434,6 +493,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the server (e.g. MALLOC_ARENA_MAX=2); repeatable",
+    )
     parser.add_argument("--keep-var", action="store_true")
     return parser.parse_args(argv)
 
@@ -442,7 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the soak; exit 1 if a check failed."""
     args = parse_args(argv)
     rate = args.rate or default_rate()
-    env = PROFILES[args.replay_window]
+    env = dict(PROFILES[args.replay_window])
+    env.update(item.split("=", 1) for item in args.server_env)
     ttl = replay_ttl_s(env)
     warmup = args.warmup if args.warmup is not None else min(ttl + 30, args.duration / 2)
     machine = load.machine_info()
@@ -496,11 +563,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         driver.start()
         sender.close()
         started = time.monotonic()
-        print(" t s | workers' RSS MB | audit records | replay window | readyz replay", flush=True)
+        print(
+            " t s | workers' RSS MB | audit records | replay window | readyz replay"
+            " | billing+audit connections",
+            flush=True,
+        )
         while driver.is_alive() and not receiver.poll(0):
             time.sleep(min(args.sample_every, 1.0))
             if time.monotonic() - started >= len(samples) * args.sample_every:
-                sample = take_sample(server, started, ttl)
+                sample = take_sample(server, started, ttl, db)
                 samples.append(sample)
                 if server.worker_pids() != pids:
                     worker_changes += 1
@@ -508,13 +579,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"{sample.t_s:4.0f} | {' '.join(f'{v:6.1f}' for v in sample.rss_mb.values())}"
                     f" | {sample.audit_records:8,} | {sample.replay_window_records:7,}"
-                    f" | {sample.readyz_replay}",
+                    f" | {sample.readyz_replay} | "
+                    + " ".join(f"{c['billing']}+{c['audit']}" for c in sample.connections.values()),
                     flush=True,
                 )
         log: SoakLog = receiver.recv()
         driver.join()
         time.sleep(1)
-        samples.append(take_sample(server, started, ttl))
+        samples.append(take_sample(server, started, ttl, db))
         audit_final = samples[-1].audit_records
         report.update(
             analyse(
@@ -563,7 +635,9 @@ def print_summary(report: dict[str, Any]) -> None:
         print(
             f"worker {pid}: RSS {figures['after_warmup_mb']} -> {figures['last_mb']} MB "
             f"({figures['growth_pct']:+.2f} %, peak {figures['peak_growth_pct']:+.2f} %, "
-            f"slope {figures['slope_mb_per_min']:+.3f} MB/min)"
+            f"slope {figures['slope_mb_per_min']:+.3f} MB/min); billing connections after "
+            f"the warm-up -> at the end: {figures['billing_connections']}; growth by kind "
+            f"{figures['growth_by_kind_mb']}"
         )
     replay = report["replay_cache"]
     print(
