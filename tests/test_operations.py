@@ -217,7 +217,7 @@ def test_sighup_rotates_the_signing_key_without_downtime(
             time.sleep(0.2)
         assert new in seen
         # A broken key on the next SIGHUP is refused; the service goes on with the new one.
-        key_path.write_bytes(b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n")
+        key_path.write_bytes(b"garbage where the new key should be\n")
         server.signal(signal.SIGHUP)
         time.sleep(3)
         assert client.call(bf.FULL, bf.FIN).envelope.signer.fingerprint == new
