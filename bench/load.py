@@ -364,12 +364,15 @@ def proc_status_kb(pid: int, key: str) -> int:
     return 0
 
 
-def machine_cpu_ticks() -> tuple[int, int]:
-    """Return (busy, total) ticks of all CPUs together, from ``/proc/stat``."""
+def machine_cpu_ticks() -> tuple[int, int, int]:
+    """Return (busy, total, steal) ticks of all CPUs together, from ``/proc/stat``.
+
+    Steal is the time the hypervisor gave this VM's CPUs to someone else.
+    """
     first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
     user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in first[1:9])
     busy = user + nice + system + irq + softirq + steal
-    return busy, busy + idle + iowait
+    return busy, busy + idle + iowait, steal
 
 
 def process_ticks() -> dict[int, tuple[str, bool, int]]:
@@ -428,10 +431,10 @@ def wait_for_quiet(
     """
     deadline = time.monotonic() + max_wait_s
     while True:
-        busy0, _ = machine_cpu_ticks()
+        busy0, _, _ = machine_cpu_ticks()
         server0 = server_ticks()
         time.sleep(3)
-        busy1, _ = machine_cpu_ticks()
+        busy1, _, _ = machine_cpu_ticks()
         others = max(0, (busy1 - busy0) - (server_ticks() - server0)) / CLK_TCK / 3
         if others < threshold_cpus or time.monotonic() >= deadline:
             return round(others, 2)
@@ -870,6 +873,7 @@ class Level:
     other_processes_cpus: float = 0.0
     other_cpus_before: float = 0.0
     other_consumers: dict[str, Any] = field(default_factory=dict)
+    steal_cpus: float = 0.0
 
     def as_dict(self, floor_ms: float) -> dict[str, Any]:
         """Return the level's figures."""
@@ -899,6 +903,7 @@ class Level:
             "other_processes_cpus": self.other_processes_cpus,
             "other_processes_cpus_before_start": self.other_cpus_before,
             "other_consumers": self.other_consumers,
+            "hypervisor_steal_cpus": self.steal_cpus,
             "completions_per_second": r.per_second,
         }
 
@@ -935,11 +940,11 @@ def run_level(
             else []
         )
         cpu_before = server.cpu_ticks()
-        busy_before, total_before = machine_cpu_ticks()
+        busy_before, total_before, steal_before = machine_cpu_ticks()
         processes_before = process_ticks()
         result = drive_in_child(requests, server.port, concurrency, duration_s)
         cpu_after = server.cpu_ticks()
-        busy_after, total_after = machine_cpu_ticks()
+        busy_after, total_after, steal_after = machine_cpu_ticks()
         others = other_consumers(
             processes_before,
             process_ticks(),
@@ -970,6 +975,7 @@ def run_level(
         other_processes_cpus=round(max(0.0, others_s) / wall_s, 2) if wall_s else 0.0,
         other_cpus_before=other_cpus_before,
         other_consumers=others,
+        steal_cpus=round((steal_after - steal_before) / CLK_TCK / wall_s, 3) if wall_s else 0.0,
     )
 
 
@@ -1133,7 +1139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"p99 {figures['p99_ms']:.1f} ms, errors {figures['errors']}, server CPU "
                 f"{figures['server_cpu_ms_per_request']:.2f} ms/req "
                 f"({figures['server_cpu_over_floor']:.1f} x floor), peak RSS "
-                f"{figures['peak_rss_mb_per_worker']:.0f} MB; other processes "
+                f"{figures['peak_rss_mb_per_worker']:.0f} MB; hypervisor steal "
+                f"{figures['hypervisor_steal_cpus']} CPUs; other processes "
                 f"{figures['other_consumers'].get('top', [])}",
                 flush=True,
             )
