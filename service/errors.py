@@ -240,7 +240,7 @@ _SPYNE_FAULT_CODES: dict[str, type[ServiceFault]] = {
 }
 
 
-def _our_fault_classes() -> dict[str, type[ServiceFault]]:
+def fault_classes() -> dict[str, type[ServiceFault]]:
     """Return every ServiceFault class by its faultcode (a Fault already mapped)."""
     found: dict[str, type[ServiceFault]] = {}
     pending: list[type[ServiceFault]] = [ServiceFault]
@@ -257,7 +257,7 @@ def fault_for(exc: BaseException) -> ServiceFault:
         return exc
     if isinstance(exc, Fault):
         code = str(exc.faultcode or "").rpartition(":")[2]
-        cls = _SPYNE_FAULT_CODES.get(code) or _our_fault_classes().get(code)
+        cls = _SPYNE_FAULT_CODES.get(code) or fault_classes().get(code)
         if cls is None:
             cls = ClientFault if code.startswith("Client") else InternalError
         return cls(f"{code}: {exc.faultstring}")

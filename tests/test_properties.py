@@ -40,7 +40,7 @@ from lxml import etree
 
 import service.xroad  # noqa: F401  (registers the X-Road faults)
 from service.app import ServiceApp, create_app
-from service.errors import ServiceFault, Status
+from service.errors import Status, fault_classes
 from service.settings import Settings
 from service.signing.statement_signature import StatementVerifier
 from service.signing.trust import TrustStore
@@ -59,18 +59,7 @@ CODE_PATTERN = re.compile(r"[0-9]{6,12}")
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def defined_faults() -> dict[str, type[ServiceFault]]:
-    """Return every ServiceFault class by its faultcode."""
-    found: dict[str, type[ServiceFault]] = {}
-    pending: list[type[ServiceFault]] = [ServiceFault]
-    while pending:
-        cls = pending.pop()
-        found.setdefault(cls.faultcode, cls)
-        pending.extend(cls.__subclasses__())
-    return found
-
-
-FAULTS = defined_faults()
+FAULTS = fault_classes()
 
 # --------------------------------------------------------------------------- the values
 
