@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from spyne import Application
+from spyne import Application, Fault
 from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
 from sqlalchemy import Engine
@@ -24,8 +24,12 @@ from service.billing.deadline import DEADLINE_MARGIN_S, BillingDeadline
 from service.billing.engine import create_read_only_engine
 from service.billing.statement_query import BillingQueries
 from service.billing.tables import BillingTables, build_billing_tables
-from service.errors import to_soap_fault
-from service.handlers.billing_statement import BillingStatementService, StatementContext
+from service.errors import logged_fault, to_soap_fault
+from service.handlers.billing_statement import (
+    BillingStatementService,
+    StatementContext,
+    StatementOperation,
+)
 from service.metrics import Metrics
 from service.settings import Settings, load_settings
 from service.signing.keys import SigningIdentity, check_libxml2_versions, harden_xmlsec
@@ -57,10 +61,8 @@ class StatementApplication(Application):
         try:
             return super().call_wrapper(ctx)
         except Exception as exc:
-            fault = to_soap_fault(exc)
-            level = logging.ERROR if fault.faultcode.startswith("Server") else logging.INFO
-            log.log(level, "fault %s: %s", fault.faultcode, exc, exc_info=level >= logging.ERROR)
-            raise fault from exc
+            fault = logged_fault(exc, log)
+            raise Fault(faultcode=fault.faultcode, faultstring=fault.faultstring) from exc
 
 
 class SoapWsgiApplication(WsgiApplication):
@@ -133,6 +135,11 @@ class ServiceApp:
             ),
             transport_trust=trust,
             max_body_bytes=settings.max_body_bytes,
+            operation=StatementOperation(
+                spyne_app.statement_context, spyne_app.in_protocol.validation_schema
+            )
+            if spyne_app.statement_context is not None
+            else None,
         )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

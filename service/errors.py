@@ -20,6 +20,7 @@ code that callers match.
 from __future__ import annotations
 
 import enum
+import logging
 
 from spyne import Fault
 
@@ -262,6 +263,14 @@ def fault_for(exc: BaseException) -> ServiceFault:
             cls = ClientFault if code.startswith("Client") else InternalError
         return cls(f"{code}: {exc.faultstring}")
     return InternalError(f"{type(exc).__name__}: {exc}")
+
+
+def logged_fault(exc: BaseException, logger: logging.Logger) -> ServiceFault:
+    """Return the fault for ``exc``, logged: a Server fault as an error with its trace."""
+    fault = fault_for(exc)
+    level = logging.ERROR if fault.faultcode.startswith("Server") else logging.INFO
+    logger.log(level, "fault %s: %s", fault.faultcode, exc, exc_info=level >= logging.ERROR)
+    return fault
 
 
 def to_soap_fault(exc: BaseException) -> Fault:

@@ -38,6 +38,7 @@ from lxml import etree
 from service.audit import AuditEntry, AuditStore
 from service.errors import (
     AuditUnavailable,
+    BillingUnavailable,
     BodyTooLarge,
     FailedAuthentication,
     HttpRejection,
@@ -48,6 +49,7 @@ from service.errors import (
     ServiceFault,
     SigningFailed,
     UnsupportedMediaType,
+    logged_fault,
 )
 from service.metrics import Metrics
 from service.signing import namespaces as ns
@@ -61,6 +63,9 @@ from service.xroad import XRoadHeaderFault, XRoadHeaders, XRoadPolicy, header_bl
 log = logging.getLogger("service.gateway")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+#: The hot path: (verified Body, audit entry, X-Road headers) -> response envelope,
+#: or None to leave the request to Spyne.
+DirectOperation = Callable[[etree._Element, AuditEntry, XRoadHeaders | None], etree._Element | None]
 SIGNER_ENVIRON_KEY = "azersu.signer"
 #: The request's AuditEntry: the operation fills in what the citizen asked for.
 AUDIT_ENVIRON_KEY = "azersu.audit"
@@ -137,12 +142,16 @@ class SoapGateway:
         xroad: XRoadPolicy | None = None,
         transport_trust: TrustStore | None = None,
         max_body_bytes: int = 256 * 1024,
+        operation: DirectOperation | None = None,
     ) -> None:
         """Wire the gateway.
 
         ``verifier`` None means WS-Security off: the caller is then the TLS
         client certificate, checked against ``transport_trust`` (its pins).
+        ``operation`` answers the plain requests it recognizes without Spyne
+        (the hot path); whatever it declines goes to ``soap_app``.
         """
+        self.operation = operation
         if verifier is None and transport_trust is None:
             raise ValueError("without WS-Security the TLS client certificate must be checked")
         self.xroad = xroad or XRoadPolicy()
@@ -205,7 +214,7 @@ class SoapGateway:
                 entry.xroad_client = admitted.xroad.client.path
                 entry.xroad_service = admitted.xroad.service.path
                 entry.xroad_message_id = admitted.xroad.message_id
-            answer = self._call_spyne(environ, admitted, entry)
+            answer = self._answer(environ, admitted, entry)
         if not self._record(entry, started):
             answer = self._fault_answer(AuditUnavailable())
         return self._send(start_response, *answer)
@@ -263,6 +272,24 @@ class SoapGateway:
             raise BodyTooLarge("chunked body over the limit")
         return data
 
+    def _answer(
+        self, environ: dict[str, Any], admitted: Admitted, entry: AuditEntry
+    ) -> tuple[str, bytes]:
+        """Run the operation on the verified Body; return the HTTP status and the signed answer."""
+        echo = admitted.xroad.echo if admitted.xroad else ()
+        envelope: etree._Element | None = None
+        if self.operation is not None:
+            try:
+                envelope = self.operation(admitted.body, entry, admitted.xroad)
+            except Exception as exc:  # the operation's Faults, as Spyne's call_wrapper maps them
+                fault = logged_fault(exc, log)
+                if isinstance(fault, BillingUnavailable):
+                    self.metrics.database_errors.labels(store="billing").inc()
+                return self._fault_answer(fault, entry, echo)
+        if envelope is not None:
+            return self._signed("200 OK", envelope, entry, echo)
+        return self._call_spyne(environ, admitted, entry)
+
     def _call_spyne(
         self, environ: dict[str, Any], admitted: Admitted, entry: AuditEntry
     ) -> tuple[str, bytes]:
@@ -298,15 +325,26 @@ class SoapGateway:
         if fault_code is not None:
             entry.outcome = fault_code.rpartition(":")[2]
             entry.statement_number = ""
-            if entry.outcome == "Server.BillingUnavailable":
+            if entry.outcome == BillingUnavailable.faultcode:
                 self.metrics.database_errors.labels(store="billing").inc()
+        return self._signed(
+            captured.get("status", "500 Internal Server Error"), envelope, entry, echo
+        )
+
+    def _signed(
+        self,
+        status: str,
+        envelope: etree._Element,
+        entry: AuditEntry,
+        echo: Iterable[etree._Element],
+    ) -> tuple[str, bytes]:
+        """Add the X-Road headers to the answer and sign it (or answer SigningFailed)."""
         add_header_blocks(envelope, echo)
         try:
-            signed = self.sign_response(envelope)
+            return status, self.sign_response(envelope)
         except Exception:
             log.exception("signing the response failed")
             return self._fault_answer(SigningFailed(), entry, echo)
-        return captured.get("status", "500 Internal Server Error"), signed
 
     def sign_response(self, envelope: etree._Element) -> bytes:
         """Sign the Statement (if any) and the envelope; return the bytes to send."""

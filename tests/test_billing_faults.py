@@ -213,7 +213,7 @@ def test_postgresql_unreachable_is_a_fault_in_time(
     causes = [
         record.getMessage().partition(FAULT)[2].strip(": ")
         for record in caplog.records
-        if record.name == "service.app" and FAULT in record.getMessage()
+        if record.name.startswith("service.") and FAULT in record.getMessage()
     ]
     assert causes and all(causes), caplog.text
 

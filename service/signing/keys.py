@@ -60,9 +60,9 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 @dataclass(frozen=True)
 class SigningIdentity:
-    """The service's private key and certificate, ready for xmlsec."""
+    """The service's private key and certificate, loaded once at start."""
 
-    xmlsec_key: xmlsec.Key
+    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
     certificate_der: bytes
     signature_method: str  # the XML-DSig algorithm URI that fits the key
@@ -76,14 +76,6 @@ class SigningIdentity:
         """Return the days until the certificate expires."""
         now = now or dt.datetime.now(dt.UTC)
         return (self.certificate.not_valid_after_utc - now).total_seconds() / 86400
-
-    @property
-    def xmlsec_signature_transform(self) -> object:
-        """Return the xmlsec transform of the signature method."""
-        return {
-            ns.RSA_SHA256: xmlsec.Transform.RSA_SHA256,
-            ns.ECDSA_SHA256: xmlsec.Transform.ECDSA_SHA256,
-        }[self.signature_method]
 
 
 def _read(path: str, setting: str) -> bytes:
@@ -186,14 +178,8 @@ def signing_identity_from_bytes(
             f"the certificate is not valid before {certificate.not_valid_before_utc:%Y-%m-%d}",
         )
 
-    # xmlsec gets the key unencrypted, in memory only: it never touches disk.
-    pem_key = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    # The key stays a cryptography object in memory: the signers of
+    # service.signing.xmldsig use it directly; it is never written anywhere.
     cert_der = certificate.public_bytes(serialization.Encoding.DER)
-    key = xmlsec.Key.from_memory(pem_key, xmlsec.KeyFormat.PEM, None)
-    key.load_cert_from_memory(cert_der, xmlsec.KeyFormat.CERT_DER)
     method = ns.RSA_SHA256 if isinstance(private_key, rsa.RSAPrivateKey) else ns.ECDSA_SHA256
-    return SigningIdentity(key, certificate, cert_der, method)
+    return SigningIdentity(private_key, certificate, cert_der, method)

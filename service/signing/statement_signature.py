@@ -31,6 +31,7 @@ from service.signing.wsse import (
     load_base64_certificate,
     xmlsec_verify,
 )
+from service.signing.xmldsig import XmlSigner, key_info, reference_to
 from service.signing.xmlsec_binding import xmlsec
 from service.wsdl.namespaces import TNS
 
@@ -56,32 +57,18 @@ class StatementSigner:
 
     def __init__(self, identity: SigningIdentity) -> None:
         self.identity = identity
+        self._signer = XmlSigner(identity.private_key)
+        self._certificate_text = base64.b64encode(identity.certificate_der).decode("ascii")
 
     def sign(self, statement: etree._Element) -> None:
         """Sign ``statement`` in place (its ``Id`` attribute must be set)."""
         statement_id = statement.get("Id")
         if statement.tag != STATEMENT_TAG or not statement_id:
             raise ValueError("not a Statement with an Id")
-        signature = xmlsec.template.create(
-            statement,
-            xmlsec.Transform.EXCL_C14N,
-            self.identity.xmlsec_signature_transform,
-            ns="ds",
-        )
-        statement.append(signature)
-        reference = xmlsec.template.add_reference(
-            signature, xmlsec.Transform.SHA256, uri="#" + statement_id
-        )
-        xmlsec.template.add_transform(reference, xmlsec.Transform.ENVELOPED)
-        xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
-        key_info = xmlsec.template.ensure_key_info(signature)
-        x509_data = xmlsec.template.add_x509_data(key_info)
-        xmlsec.template.x509_data_add_certificate(x509_data)
-        ctx = xmlsec.SignatureContext()
-        ctx.key = self.identity.xmlsec_key
-        # "Id" is an ordinary attribute to libxml2: register it as an ID.
-        ctx.register_id(statement, "Id")
-        ctx.sign(signature)
+        reference = reference_to(statement, statement_id, enveloped=True)
+        signature = self._signer.sign(statement, [reference])
+        x509_data = etree.SubElement(key_info(signature), ds("X509Data"))
+        etree.SubElement(x509_data, ds("X509Certificate")).text = self._certificate_text
 
 
 class StatementVerifier:

@@ -41,6 +41,7 @@ from service.signing import namespaces as ns
 from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.replay import ReplayCache
 from service.signing.trust import TrustStore, check_signer_name
+from service.signing.xmldsig import XmlSigner, key_info, reference_to
 from service.signing.xmlsec_binding import xmlsec
 
 MAX_REFERENCES = 12  # Body, Timestamp, a token and the X-Road header blocks
@@ -448,6 +449,7 @@ class WsseSigner:
         self.lifetime = dt.timedelta(seconds=lifetime_s)
         self.now = now
         self._token_text = base64.b64encode(identity.certificate_der).decode("ascii")
+        self._signer = XmlSigner(identity.private_key)
 
     def sign(self, envelope: etree._Element) -> None:
         """Add the Security header to ``envelope`` and sign its Body and Timestamp."""
@@ -484,26 +486,15 @@ class WsseSigner:
         # Declare wsu once on the Envelope instead of an "ns0" on each element.
         etree.cleanup_namespaces(envelope, top_nsmap={"wsu": ns.WSU})
 
-        signature = xmlsec.template.create(
-            envelope,
-            xmlsec.Transform.EXCL_C14N,
-            self.identity.xmlsec_signature_transform,
-            ns="ds",
+        # Body, Timestamp and headers are canonicalized in their final place
+        # (ids set, wsu declared), then the Signature goes last in Security.
+        references = [
+            reference_to(target, str(target.get(_WSU_ID))) for target in (body, timestamp, *blocks)
+        ]
+        signature = self._signer.sign(security, references)
+        # KeyInfo is not covered by the signature: it points at the token.
+        token_reference = etree.SubElement(
+            etree.SubElement(key_info(signature), _STR), _STR_REFERENCE
         )
-        security.append(signature)
-        for target in (body, timestamp, *blocks):
-            reference = xmlsec.template.add_reference(
-                signature, xmlsec.Transform.SHA256, uri="#" + str(target.get(_WSU_ID))
-            )
-            xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
-        key_info = xmlsec.template.ensure_key_info(signature)
-        ctx = xmlsec.SignatureContext()
-        ctx.key = self.identity.xmlsec_key
-        for target in (body, timestamp, *blocks):
-            ctx.register_id(target, "Id", ns.WSU)
-        ctx.sign(signature)
-        # The token reference goes in after signing: xmlsec doesn't know WSSE
-        # KeyInfo content and KeyInfo is not covered by the signature anyway.
-        reference = etree.SubElement(etree.SubElement(key_info, _STR), _STR_REFERENCE)
-        reference.set("URI", "#" + token_id)
-        reference.set("ValueType", ns.X509V3)
+        token_reference.set("URI", "#" + token_id)
+        token_reference.set("ValueType", ns.X509V3)

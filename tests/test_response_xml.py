@@ -1,0 +1,165 @@
+"""The hot path (StatementOperation + response_xml) answers exactly as Spyne does.
+
+Every request is given to both: the direct operation, and Spyne's WSGI
+application on the clean envelope the gateway would hand it.  The answers
+are compared after exclusive C14N, and so are the audit entries they fill
+in.  Requests the direct operation declines must be ones Spyne answers with a
+Fault (``Client.SchemaValidation``), so nothing valid ever leaves the hot
+path by accident.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+import pytest
+from lxml import etree
+
+import service.handlers.billing_statement as handler
+from service.app import (
+    SoapWsgiApplication,
+    build_spyne_application,
+    build_statement_context,
+    create_billing_engine,
+)
+from service.audit import AuditEntry
+from service.settings import Settings
+from service.signing.hardened_xml import parse_request
+from service.soap_gateway import AUDIT_ENVIRON_KEY, clean_envelope
+from service.wsdl.namespaces import SOAP11_ENV, TNS
+from tests import billing_fixtures as bf
+
+ISSUED = dt.datetime(2026, 3, 14, 9, 26, 53, tzinfo=ZoneInfo("Asia/Baku"))
+
+
+def _request(parts: str, wrapper_attributes: str = "") -> bytes:
+    return (
+        f'<s:Envelope xmlns:s="{SOAP11_ENV}" xmlns:t="{TNS}" '
+        f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><s:Body>'
+        f"<t:GetBillingStatement{wrapper_attributes}>{parts}</t:GetBillingStatement>"
+        f"</s:Body></s:Envelope>"
+    ).encode()
+
+
+def _parts(code: str | None, fin: str | None = bf.FIN, language: str | None = None) -> str:
+    text = ""
+    for name, value in (("SubscriberCode", code), ("CitizenFin", fin), ("Language", language)):
+        if value is not None:
+            text += f"<t:{name}>{value}</t:{name}>"
+    return text
+
+
+ANSWERED = [
+    ("ok", _parts(bf.FULL)),
+    ("ok_no_patronymic_no_wastewater", _parts(bf.GAPS)),
+    ("ok_new_account", _parts(bf.NEW, language="en")),
+    ("ok_overpaid_ru", _parts(bf.OVERPAID, language="ru")),
+    ("ok_closed", _parts(bf.CLOSED, language="az")),
+    ("ok_exact_sums", _parts(bf.EXACT)),
+    ("ok_spaces_and_lower_fin", _parts(f"  {bf.FULL}  ", bf.FIN.lower())),
+    ("ok_character_references", _parts("&#49;00000001")),
+    ("ok_cdata", _parts(f"<![CDATA[{bf.FULL}]]>")),
+    ("empty_code", _parts("")),
+    ("blank_code", _parts("   ")),
+    ("empty_element", "<t:SubscriberCode/><t:CitizenFin>X</t:CitizenFin>"),
+    ("invalid_code", _parts("12ab")),
+    ("azerbaijani_code", _parts(bf.AZ_LETTERS)),
+    ("not_found", _parts(bf.UNKNOWN)),
+    ("not_residential", _parts(bf.BUSINESS)),
+    ("fin_invalid", _parts(bf.FULL, "BAD")),
+    ("fin_absent", _parts(bf.FULL, None)),
+    ("fin_empty", _parts(bf.FULL, "")),
+]
+
+DECLINED = [
+    ("nil_code", '<t:SubscriberCode xsi:nil="true"/>'),
+    ("attribute_on_part", f'<t:SubscriberCode x="1">{bf.FULL}</t:SubscriberCode>'),
+    ("attribute_on_wrapper", _parts(bf.FULL)),
+    ("code_twice", _parts(bf.FULL) + f"<t:SubscriberCode>{bf.FULL}</t:SubscriberCode>"),
+    ("parts_out_of_order", f"<t:CitizenFin>{bf.FIN}</t:CitizenFin>" + _parts(bf.FULL, None)),
+    ("unknown_part", _parts(bf.FULL) + "<t:Extra>1</t:Extra>"),
+    ("unknown_language", _parts(bf.FULL, language="fr")),
+    ("code_missing", f"<t:CitizenFin>{bf.FIN}</t:CitizenFin>"),
+    ("nested_element", f"<t:SubscriberCode><t:X>{bf.FULL}</t:X></t:SubscriberCode>"),
+    ("text_in_wrapper", "stray" + _parts(bf.FULL)),
+]
+
+
+@pytest.fixture(scope="module")
+def paths(billing_db: str) -> tuple[Callable[..., etree._Element | None], Callable[..., bytes]]:
+    """Return (direct operation, Spyne application) on one context with a fixed clock."""
+    settings = Settings(billing_url=billing_db, report_period=bf.REPORT_PERIOD)
+    context = dataclasses.replace(
+        build_statement_context(settings, create_billing_engine(settings), deadline=False),
+        clock=lambda: ISSUED,
+    )
+    spyne_app = build_spyne_application(context)
+    operation = handler.StatementOperation(context, spyne_app.in_protocol.validation_schema)
+    wsgi = SoapWsgiApplication(spyne_app)
+
+    def spyne(body: etree._Element, entry: AuditEntry) -> bytes:
+        clean = clean_envelope(body)
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/soap",
+            "CONTENT_TYPE": "text/xml; charset=utf-8",
+            "CONTENT_LENGTH": str(len(clean)),
+            "wsgi.input": io.BytesIO(clean),
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http",
+            AUDIT_ENVIRON_KEY: entry,
+        }
+        return b"".join(wsgi(environ, lambda status, headers, exc_info=None: None))
+
+    return operation, spyne
+
+
+def _c14n(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n", exclusive=True)
+
+
+def _body(raw: bytes) -> etree._Element:
+    root = parse_request(raw)
+    return root.find(f"{{{SOAP11_ENV}}}Body")
+
+
+def _entry() -> AuditEntry:
+    return AuditEntry(request_id="r", recorded_at=ISSUED, remote_addr="127.0.0.1")
+
+
+@pytest.mark.parametrize(("name", "parts"), ANSWERED, ids=[c[0] for c in ANSWERED])
+def test_direct_answer_is_spynes(paths, monkeypatch, name: str, parts: str) -> None:
+    operation, spyne = paths
+    monkeypatch.setattr(handler, "new_statement_number", lambda issued: "AZS-20260314-ABCDEF012345")
+    direct_entry, spyne_entry = _entry(), _entry()
+    direct = operation(_body(_request(parts)), direct_entry, None)
+    assert direct is not None, "a valid request must take the hot path"
+    expected = etree.fromstring(spyne(_body(_request(parts)), spyne_entry))
+    assert expected.find(f".//{{{SOAP11_ENV}}}Fault") is None
+    assert _c14n(direct) == _c14n(expected)
+    assert dataclasses.asdict(direct_entry) == dataclasses.asdict(spyne_entry)
+    if name.startswith("ok"):
+        assert direct_entry.outcome == "OK" and direct_entry.statement_number
+
+
+@pytest.mark.parametrize(("name", "parts"), DECLINED, ids=[c[0] for c in DECLINED])
+def test_declined_requests_are_schema_faults(paths, monkeypatch, name: str, parts: str) -> None:
+    operation, spyne = paths
+    attributes = ' x="1"' if name == "attribute_on_wrapper" else ""
+    raw = _request(parts, attributes)
+    assert operation(_body(raw), _entry(), None) is None
+    answer = etree.fromstring(spyne(_body(raw), _entry()))
+    fault = answer.find(f".//{{{SOAP11_ENV}}}Fault")
+    assert fault is not None, etree.tostring(answer)
+    assert fault.findtext("faultcode") == "soap11env:Client.SchemaValidation"
+
+
+def test_only_the_wrapper_is_taken(paths) -> None:
+    operation, _ = paths
+    raw = _request(_parts(bf.FULL)).replace(b"</s:Body>", b"<t:GetBillingStatement/></s:Body>")
+    assert operation(_body(raw), _entry(), None) is None
