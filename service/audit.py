@@ -20,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,7 @@ class AuditStore:
         self.table = _audit_table(self.metadata, table_name)
         self.commit_timeout_s = commit_timeout_s
         self._committer = _GroupCommitter(self)
+        self._insert = insert(self.table)
 
     @classmethod
     def from_url(cls, url_text: str, timeout_s: float = 3.0) -> AuditStore:
@@ -168,7 +169,10 @@ class AuditStore:
         elif url.get_backend_name() == "postgresql":
             connect_args["connect_timeout"] = max(2, int(timeout_s + 0.999))
         try:
-            engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+            # Only a network store can drop a pooled connection: ping it on checkout.
+            engine = create_engine(
+                url, connect_args=connect_args, pool_pre_ping=url.get_backend_name() != "sqlite"
+            )
         except Exception as exc:
             raise ConfigurationError("AZERSU_AUDIT_URL", f"{type(exc).__name__}: {exc}") from exc
         if url.get_backend_name() == "sqlite":
@@ -193,7 +197,7 @@ class AuditStore:
         """Insert and commit records in one transaction, or raise AuditUnavailable."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(self.table), [asdict(e) for e in entries])
+                conn.execute(self._insert, [vars(e).copy() for e in entries])
         except SQLAlchemyError as exc:
             raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
 

@@ -13,6 +13,9 @@ worker finishes or fails in the background, returning its connection to the
 pool.  The workers are as many as the pool's connections, so reads stuck on a
 dead database can't pile up: later requests wait in the queue and fail at
 their own deadline.
+
+An SQLite billing file needs no deadline (every wait on it is bounded by the
+engine), so :func:`service.app.build_statement_context` gives it none.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def create_read_only_engine(
     url = normalize_url(text, setting)
     backend = url.get_backend_name()
     connect_args: dict[str, Any] = {}
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 1800}
+    options: dict[str, Any] = {"pool_recycle": 1800}
     if backend == "sqlite":
         database = url.database or ""
         if not database or database == ":memory:":
@@ -68,6 +68,10 @@ def create_read_only_engine(
         url = url.set(database=f"file:{database}?mode=ro", query={"uri": "true"})
         connect_args["timeout"] = timeout_s  # waiting on a lock
     else:
+        # A network database can drop a pooled connection (a restart, a
+        # firewall): test it on checkout.  An open SQLite file can't go away,
+        # so SQLite skips the extra statement on every request.
+        options["pool_pre_ping"] = True
         options.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=timeout_s)
         # Reads only: no BEGIN/ROLLBACK round trips around each statement.
         options["isolation_level"] = "AUTOCOMMIT"
