@@ -33,7 +33,7 @@ from service.handlers.billing_statement import (
 )
 from service.metrics import Metrics
 from service.settings import Settings, load_settings
-from service.signing.keys import SigningIdentity, check_libxml2_versions, harden_xmlsec
+from service.signing.keys import SigningIdentity
 from service.signing.material import TrustMaterial, read_trust_material
 from service.signing.replay import create_replay_cache
 from service.signing.statement_signature import StatementSigner
@@ -281,8 +281,6 @@ def create_app(
     """
     settings = (settings or load_settings()).validate()
     logging.getLogger("service").setLevel(settings.log_level.upper())
-    check_libxml2_versions()
-    harden_xmlsec()
     identity, trust = (material or read_trust_material(settings)).build()
     engine = create_billing_engine(settings)
     audit = AuditStore.from_url(settings.resolved_audit_url, settings.db_timeout_s)

@@ -7,8 +7,11 @@ signed.  So every ``POST /soap`` goes through :class:`SoapGateway` first:
 1. HTTP checks before the body is read: content type (415) and size (413);
 2. the raw bytes are parsed by the hardened parser and the WS-Security
    signature is verified (:class:`service.signing.wsse.WsseVerifier`);
-3. Spyne receives a fresh envelope that holds only the verified Body, plus
-   the verified signer and the request's audit entry in the WSGI environ;
+3. the operation gets only the verified Body: a plain, valid request is
+   answered by the direct operation (the hot path, no Spyne objects: see
+   :class:`service.handlers.billing_statement.StatementOperation`); anything
+   else goes to Spyne in a fresh envelope that holds only the verified Body,
+   with the verified signer and the request's audit entry in the WSGI environ;
 4. Spyne's answer -- a response or a Fault -- gets the Statement's enveloped
    signature and a WS-Security signature over Body and a fresh Timestamp;
 5. the access audit record is committed (:mod:`service.audit`), then the

@@ -20,9 +20,26 @@ from service.signing.keys import SigningIdentity, load_signing_identity
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseSigner
 from tests import billing_fixtures
+from tests.xmlsec_binding import xmlsec
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "schemas"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to run when lxml and python-xmlsec link different libxml2 builds.
+
+    The tests hand lxml trees to python-xmlsec (the independent verifier the
+    service's signatures are checked against); with two libxml2 builds in one
+    process that corrupts memory.  setup.cfg pins a matching pair.
+    """
+    lxml_version = tuple(etree.LIBXML_VERSION)
+    xmlsec_version = tuple(xmlsec.get_libxml_version())
+    if lxml_version != xmlsec_version:
+        raise pytest.UsageError(
+            f"lxml uses libxml2 {lxml_version}, python-xmlsec {xmlsec_version}: "
+            "install the versions pinned in setup.cfg"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -59,11 +59,11 @@ from service.signing.replay import InMemoryReplayCache
 from service.signing.statement_signature import STATEMENT_TAG, StatementSigner, StatementVerifier
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore
 from service.signing.wsse import WsseSigner, WsseVerifier
-from service.signing.xmlsec_binding import xmlsec
 from service.soap_gateway import SoapGateway
 from service.wsdl.namespaces import TNS
 from service.xroad import XRD, XRoadPolicy, build_request_headers, header_blocks
 from tests.wsse_forge import forge
+from tests.xmlsec_binding import xmlsec
 
 SOAP = ns.SOAP11_ENV
 WSU_ID = f"{{{ns.WSU}}}Id"

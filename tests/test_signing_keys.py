@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import xmlsec
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -22,7 +21,6 @@ from service.errors import ConfigurationError, FailedAuthentication
 from service.pki import IssuedPair, create_ca, issue, new_key
 from service.signing import namespaces as ns
 from service.signing.keys import (
-    check_libxml2_versions,
     fingerprint,
     load_signing_identity,
     read_password,
@@ -374,25 +372,6 @@ def test_response_signed_by_an_ec_service_key_verifies_end_to_end(
     assert result.statement.signer.fingerprint == fingerprint(ec_pair.certificate)
     methods = etree.fromstring(result.raw_xml).iterfind(f".//{{{ns.DS}}}SignatureMethod")
     assert [m.get("Algorithm") for m in methods] == [ns.ECDSA_SHA256, ns.ECDSA_SHA256]
-
-
-# --- lxml and xmlsec share libxml2 -----------------------------------------------------------
-
-
-def test_libxml2_versions_match_here() -> None:
-    check_libxml2_versions()
-    assert tuple(etree.LIBXML_VERSION) == tuple(xmlsec.get_libxml_version())
-
-
-def test_libxml2_version_mismatch_stops_the_start(
-    monkeypatch: pytest.MonkeyPatch, settings
-) -> None:
-    major, minor, patch = etree.LIBXML_VERSION
-    monkeypatch.setattr(xmlsec, "get_libxml_version", lambda: (major, minor + 1, patch))
-    with pytest.raises(ConfigurationError, match="lxml & xmlsec libxml2 library version mismatch"):
-        check_libxml2_versions()
-    with pytest.raises(ConfigurationError, match="version mismatch"):
-        create_app(settings)
 
 
 # --- create_app refuses to start -------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Trust: WS-Security on requests and responses, and the statement's own signature.
 
-Built on python-xmlsec and lxml after OASIS Web Services Security 1.1 (SOAP
-Message Security and the X.509 Token Profile) and W3C XML Signature (XMLDSig):
+Built on lxml and ``cryptography`` after OASIS Web Services Security 1.1 (SOAP
+Message Security and the X.509 Token Profile) and W3C XML Signature (XMLDSig);
+python-xmlsec, libxmlsec1's ``xmlsec1`` and signxml check it in the tests:
 
 * :mod:`.keys` -- the service's signing key and certificate, loaded once;
 * :mod:`.trust` -- trust anchors and pinned client certificates;
@@ -9,6 +10,7 @@ Message Security and the X.509 Token Profile) and W3C XML Signature (XMLDSig):
   for the SOAP envelope (Body and Timestamp);
 * :mod:`.statement_signature` -- the enveloped signature of the Statement, which
   stays valid when the Statement is saved as a file of its own;
+* :mod:`.xmldsig` -- XML signatures made and verified with exclusive C14N;
 * :mod:`.replay` -- the replay cache;
 * :mod:`.namespaces` -- namespaces and algorithm identifiers.
 

@@ -3,9 +3,8 @@
 Keys come as PEM (``AZERSU_SIGN_KEY`` + ``AZERSU_SIGN_CERT``) or as PKCS#12
 (``AZERSU_SIGN_KEY`` alone), optionally protected by a password given in
 ``AZERSU_SIGN_KEY_PASSWORD`` or read from ``AZERSU_SIGN_KEY_PASSWORD_FILE``.
-Start-up stops with one clear line when the key and certificate don't match,
-when the certificate has expired, or when lxml and xmlsec are linked against
-different libxml2 versions.
+Start-up stops with one clear line when the key and certificate don't match
+or when the certificate has expired.
 """
 
 from __future__ import annotations
@@ -18,39 +17,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from lxml import etree
 
 from service.errors import ConfigurationError
 from service.signing import namespaces as ns
-from service.signing.xmlsec_binding import xmlsec
-
-
-def check_libxml2_versions() -> None:
-    """Refuse to run when lxml and xmlsec use different libxml2 builds.
-
-    The two share libxml2's data structures: trees made by one and walked by
-    the other crash or mis-canonicalize when the versions differ ("lxml &
-    xmlsec libxml2 library version mismatch").  setup.cfg pins a matching pair.
-    """
-    lxml_version = etree.LIBXML_VERSION
-    xmlsec_version = xmlsec.get_libxml_version()
-    if tuple(lxml_version) != tuple(xmlsec_version):
-        raise ConfigurationError(
-            "lxml/xmlsec",
-            f"lxml & xmlsec libxml2 library version mismatch: lxml uses libxml2 "
-            f"{'.'.join(map(str, lxml_version))}, xmlsec uses "
-            f"{'.'.join(map(str, xmlsec_version))}; install the pinned versions",
-        )
-
-
-def harden_xmlsec() -> None:
-    """Remove xmlsec's input callbacks, so no reference can ever load a file or URL.
-
-    References are checked to be same-document ``#id`` before xmlsec sees
-    them; without IO callbacks an external URI can't be fetched even if a
-    check were missed.
-    """
-    xmlsec.cleanup_callbacks()
 
 
 def fingerprint(cert: x509.Certificate) -> str:

@@ -24,15 +24,12 @@ from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore, check_signer_name
 from service.signing.wsse import (
     SignerInfo,
-    certificate_key,
     check_signed_info,
     collect_ids,
     ds,
     load_base64_certificate,
-    xmlsec_verify,
 )
-from service.signing.xmldsig import XmlSigner, key_info, reference_to
-from service.signing.xmlsec_binding import xmlsec
+from service.signing.xmldsig import XmlSigner, key_info, reference_to, verify_signature
 from service.wsdl.namespaces import TNS
 
 STATEMENT_TAG = f"{{{TNS}}}Statement"
@@ -115,15 +112,10 @@ class StatementVerifier:
         )
         if len(certificates) != 1:
             raise InvalidSecurity("KeyInfo must hold one X509Certificate", "token")
-        certificate, der = load_base64_certificate(certificates[0].text)
+        certificate, _ = load_base64_certificate(certificates[0].text)
         self.trust.check(certificate)
         check_signer_name(certificate, self.signers)
-        xmlsec_verify(
-            signature,
-            certificate_key(der),
-            [statement],
-            (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N),
-        )
+        verify_signature(signature, [statement], certificate.public_key())
         value = base64.b64decode("".join((signature.findtext(ds("SignatureValue")) or "").split()))
         signer = SignerInfo(
             certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)

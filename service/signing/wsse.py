@@ -25,14 +25,11 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from service.errors import (
-    FailedCheck,
     InvalidSecurity,
     MalformedRequest,
     MessageExpired,
@@ -42,8 +39,7 @@ from service.signing import namespaces as ns
 from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.replay import ReplayCache
 from service.signing.trust import TrustStore, check_signer_name
-from service.signing.xmldsig import XmlSigner, key_info, reference_to
-from service.signing.xmlsec_binding import xmlsec
+from service.signing.xmldsig import XmlSigner, key_info, reference_to, verify_signature
 
 MAX_REFERENCES = 12  # Body, Timestamp, a token and the X-Road header blocks
 MAX_TRANSFORMS = 2
@@ -214,62 +210,6 @@ def check_signed_info(
     return references
 
 
-def xmlsec_verify(
-    signature: etree._Element,
-    key: xmlsec.Key,
-    targets: list[etree._Element],
-    reference_transforms: tuple[object, ...] = (xmlsec.Transform.EXCL_C14N,),
-) -> None:
-    """Verify the signature with xmlsec over the already-checked targets.
-
-    xmlsec resolves ``#id`` only through IDs registered here, so it can reach
-    no node but the checked targets; the enabled transforms repeat the
-    allowlist inside xmlsec itself.
-    """
-    ctx = xmlsec.SignatureContext()
-    ctx.key = key
-    for target in targets:
-        if target.get(_WSU_ID) is not None:
-            ctx.register_id(target, "Id", ns.WSU)
-        else:
-            ctx.register_id(target, "Id")
-    for transform in (
-        *reference_transforms,
-        xmlsec.Transform.SHA256,
-        xmlsec.Transform.SHA512,
-    ):
-        ctx.enable_reference_transform(transform)
-    for transform in (
-        xmlsec.Transform.EXCL_C14N,
-        xmlsec.Transform.RSA_SHA256,
-        xmlsec.Transform.RSA_SHA512,
-        xmlsec.Transform.ECDSA_SHA256,
-    ):
-        ctx.enable_signature_transform(transform)
-    try:
-        ctx.verify(signature)
-    except xmlsec.Error as exc:
-        raise FailedCheck(f"signature does not verify: {exc}", "bad_signature") from exc
-
-
-def certificate_key(certificate_der: bytes) -> xmlsec.Key:
-    """Return an xmlsec public key from a DER certificate.
-
-    xmlsec gets the bare public key, not the certificate: every
-    ``SignatureContext`` duplicates the key it is given, and a key loaded
-    with its certificate duplicates the certificate too (50 us against
-    0.4 us).  The certificate is checked by the TrustStore, never by xmlsec.
-    """
-    try:
-        public_key = x509.load_der_x509_certificate(certificate_der).public_key()
-        pem = public_key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return xmlsec.Key.from_memory(pem, xmlsec.KeyFormat.PEM, None)
-    except Exception as exc:  # ValueError, xmlsec.Error, UnsupportedAlgorithm: fail closed
-        raise InvalidSecurity(f"xmlsec cannot load the certificate: {exc}", "token") from exc
-
-
 def load_base64_certificate(text: str | None) -> tuple[x509.Certificate, bytes]:
     """Decode a base64 DER certificate (a BinarySecurityToken or X509Certificate).
 
@@ -316,8 +256,7 @@ class WsseVerifier:
         certificate of the same CA).
         """
         self.signers = signers
-        self._keys: dict[bytes, Any] = {}  # certificate DER -> xmlsec key, reused
-        self._tokens: dict[str, tuple[SignerInfo, bytes]] = {}  # token text -> signer
+        self._tokens: dict[str, tuple[SignerInfo, object]] = {}  # token text -> signer, key
         self.allow_body_signatures = allow_body_signatures
         self.trust = trust
         self.replay = replay
@@ -362,12 +301,12 @@ class WsseVerifier:
             else:
                 raise InvalidSecurity(f"reference to {target.tag}", "reference_target")
 
-        signer, der = self._token_signer(signature, security, ids)
+        signer, public_key = self._token_signer(signature, security, ids)
         certificate = signer.certificate
         created, expires = self._check_timestamp(timestamp)
         self.trust.check(certificate, self.now())
         check_signer_name(certificate, self.signers)
-        xmlsec_verify(signature, self._key(der), targets)
+        verify_signature(signature, targets, public_key)
 
         signed_info = signature[0]  # checked by check_signed_info
         digest = hashlib.sha256(
@@ -381,8 +320,8 @@ class WsseVerifier:
 
     def _token_signer(
         self, signature: etree._Element, security: etree._Element, ids: dict[str, etree._Element]
-    ) -> tuple[SignerInfo, bytes]:
-        """Return the signer named by the token, and its DER; parsed once per token text.
+    ) -> tuple[SignerInfo, object]:
+        """Return the signer named by the token, and its public key; parsed once per token text.
 
         Parsing a certificate and touching its fields costs more than the
         signature check itself; callers present the same token on every
@@ -392,23 +331,14 @@ class WsseVerifier:
         text = token.text or ""
         cached = self._tokens.get(text)
         if cached is None:
-            certificate, der = load_base64_certificate(text)
+            certificate, _ = load_base64_certificate(text)
             signer = SignerInfo(
                 certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)
             )
             if len(self._tokens) > 256:
                 self._tokens.clear()
-            cached = self._tokens[text] = (signer, der)
+            cached = self._tokens[text] = (signer, certificate.public_key())
         return cached
-
-    def _key(self, der: bytes) -> Any:
-        """Return the xmlsec key of a certificate, parsed once per certificate."""
-        key = self._keys.get(der)
-        if key is None:
-            if len(self._keys) > 256:
-                self._keys.clear()
-            key = self._keys[der] = certificate_key(der)
-        return key
 
     @staticmethod
     def _envelope_parts(root: etree._Element) -> tuple[etree._Element, etree._Element]:

@@ -30,14 +30,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from lxml import etree
 
+from service.errors import FailedCheck, InvalidSecurity, UnsupportedAlgorithm
 from service.signing import namespaces as ns
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -136,3 +143,152 @@ def key_info(signature: etree._Element) -> etree._Element:
     element = signature[-1]
     assert element.tag == _DS + "KeyInfo"
     return element
+
+
+# --- verification -------------------------------------------------------------------------------
+
+_EXC_C14N_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
+_DIGESTS = {ns.SHA256: hashlib.sha256, ns.SHA512: hashlib.sha512}
+#: Signature method -> (the key type it needs, its hash).
+_SIGNATURE_METHODS: dict[str, tuple[type, type[hashes.HashAlgorithm]]] = {
+    ns.RSA_SHA256: (rsa.RSAPublicKey, hashes.SHA256),
+    ns.RSA_SHA512: (rsa.RSAPublicKey, hashes.SHA512),
+    ns.ECDSA_SHA256: (ec.EllipticCurvePublicKey, hashes.SHA256),
+}
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+def _children(element: etree._Element) -> list[etree._Element]:
+    return [child for child in element if isinstance(child.tag, str)]
+
+
+def _inclusive_prefixes(method: etree._Element) -> list[str] | None:
+    """Return the PrefixList of an exclusive C14N method's InclusiveNamespaces, if any."""
+    children = _children(method)
+    if not children:
+        return None
+    if len(children) != 1 or children[0].tag != f"{{{_EXC_C14N_NS}}}InclusiveNamespaces":
+        raise InvalidSecurity("unexpected parameters of a C14N method", "structure")
+    return (children[0].get("PrefixList") or "").split()
+
+
+def _decode(text: str | None, what: str) -> bytes:
+    try:
+        return base64.b64decode("".join((text or "").split()), validate=True)
+    except ValueError:
+        raise FailedCheck(f"{what} is not base64", "bad_signature") from None
+
+
+def _reference_octets(
+    target: etree._Element, signature: etree._Element, transforms: list[etree._Element]
+) -> bytes:
+    """Apply a Reference's transforms (enveloped, exclusive C14N) to its target element.
+
+    The enveloped transform removes the Signature being verified from the
+    target: it is done on a copy, so the caller's tree is never changed.
+    Without an exclusive C14N transform the node-set becomes octets by
+    inclusive C14N 1.0, as XMLDSig requires.
+    """
+    algorithms = [t.get("Algorithm") for t in transforms]
+    subject = target
+    if ns.ENVELOPED in algorithms:
+        if not any(ancestor is target for ancestor in signature.iterancestors()):
+            raise InvalidSecurity("an enveloped signature outside its target", "structure")
+        path: list[int] = []
+        node = signature
+        while node is not target:
+            parent = node.getparent()
+            assert parent is not None  # target is an ancestor
+            path.append(parent.index(node))
+            node = parent
+        subject = deepcopy(target)
+        node = subject
+        for position in reversed(path):
+            node = node[position]
+        _remove_keeping_tail(node)
+    if ns.EXC_C14N in algorithms:
+        prefixes = _inclusive_prefixes(transforms[algorithms.index(ns.EXC_C14N)])
+        return etree.tostring(
+            subject,
+            method="c14n",
+            exclusive=True,
+            with_comments=False,
+            inclusive_ns_prefixes=prefixes,
+        )
+    return etree.tostring(subject, method="c14n", exclusive=False, with_comments=False)
+
+
+def _remove_keeping_tail(element: etree._Element) -> None:
+    """Remove ``element`` but keep the text that follows it (lxml moves a tail along)."""
+    parent = element.getparent()
+    assert parent is not None
+    tail = element.tail
+    if tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(element)
+
+
+def verify_signature(
+    signature: etree._Element, targets: Sequence[etree._Element], public_key: object
+) -> None:
+    """Check every Reference's digest over its target and the SignatureValue over SignedInfo.
+
+    ``signature`` must have passed the shape and algorithm checks of
+    :func:`service.signing.wsse.check_signed_info`, and ``targets`` are the
+    elements its References resolve to, in order (found by the caller, never
+    by ID here).  Raise :class:`FailedCheck` if anything doesn't verify;
+    anything unexpected fails closed.
+    """
+    signed_info = _children(signature)[0]
+    parts = _children(signed_info)
+    method = parts[1].get("Algorithm") or ""
+    references = parts[2:]
+    if len(references) != len(targets):
+        raise InvalidSecurity("references and targets differ", "structure")
+    for reference, target in zip(references, targets, strict=True):
+        reference_parts = _children(reference)
+        transforms: list[etree._Element] = []
+        if reference_parts[0].tag == _DS + "Transforms":
+            transforms = _children(reference_parts[0])
+            reference_parts = reference_parts[1:]
+        digest_method, digest_value = reference_parts
+        digest = _DIGESTS.get(digest_method.get("Algorithm") or "")
+        if digest is None:
+            raise UnsupportedAlgorithm("digest method", "algorithm")
+        octets = _reference_octets(target, signature, transforms)
+        expected = _decode(digest_value.text, "DigestValue")
+        if not hmac.compare_digest(digest(octets).digest(), expected):
+            raise FailedCheck(f"digest mismatch for {reference.get('URI')}", "bad_digest")
+
+    canonical = etree.tostring(
+        signed_info,
+        method="c14n",
+        exclusive=True,
+        with_comments=False,
+        inclusive_ns_prefixes=_inclusive_prefixes(parts[0]),
+    )
+    value = _decode(_children(signature)[1].text, "SignatureValue")
+    key_type, hash_type = _SIGNATURE_METHODS.get(method, (None, None))
+    if key_type is None or hash_type is None:
+        raise UnsupportedAlgorithm(f"signature method {method!r}", "algorithm")
+    if not isinstance(public_key, key_type):
+        raise FailedCheck(f"the key doesn't fit {method}", "bad_signature")
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(value, canonical, padding.PKCS1v15(), hash_type())
+        else:
+            assert isinstance(public_key, ec.EllipticCurvePublicKey)
+            # XMLDSig carries r || s (RFC 4050); cryptography wants DER.
+            size = (public_key.curve.key_size + 7) // 8
+            if len(value) != 2 * size:
+                raise FailedCheck("an ECDSA signature of the wrong length", "bad_signature")
+            der = encode_dss_signature(
+                int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big")
+            )
+            public_key.verify(der, canonical, ec.ECDSA(hash_type()))
+    except InvalidSignature:
+        raise FailedCheck("signature does not verify", "bad_signature") from None
