@@ -13,7 +13,9 @@ PostgreSQL or Oracle in production.  The table is created when missing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import queue
 import threading
@@ -146,9 +148,14 @@ class AuditStore:
     """Write and read audit records in their own database."""
 
     def __init__(
-        self, engine: Engine, table_name: str = "audit_record", commit_timeout_s: float = 3.0
+        self,
+        engine: Engine,
+        table_name: str = "audit_record",
+        commit_timeout_s: float = 3.0,
+        writer_lock: contextlib.AbstractContextManager[object] | None = None,
     ) -> None:
         self.engine = engine
+        self._writer_lock = writer_lock or contextlib.nullcontext()
         self.metadata = MetaData()
         self.table = _audit_table(self.metadata, table_name)
         self.commit_timeout_s = commit_timeout_s
@@ -177,7 +184,12 @@ class AuditStore:
             raise ConfigurationError("AZERSU_AUDIT_URL", f"{type(exc).__name__}: {exc}") from exc
         if url.get_backend_name() == "sqlite":
             _durable_sqlite(engine)
-        store = cls(engine, commit_timeout_s=timeout_s)
+        writer_lock = (
+            WriterLock(Path(url.database + ".writer-lock"))
+            if url.get_backend_name() == "sqlite" and url.database
+            else None
+        )
+        store = cls(engine, commit_timeout_s=timeout_s, writer_lock=writer_lock)
         try:
             store.metadata.create_all(engine)
         except SQLAlchemyError as exc:
@@ -196,9 +208,9 @@ class AuditStore:
     def insert_now(self, entries: Sequence[AuditEntry]) -> None:
         """Insert and commit records in one transaction, or raise AuditUnavailable."""
         try:
-            with self.engine.begin() as conn:
+            with self._writer_lock, self.engine.begin() as conn:
                 conn.execute(self._insert, [vars(e).copy() for e in entries])
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def search(
@@ -239,6 +251,36 @@ class AuditStore:
     def close(self) -> None:
         """Release the connections."""
         self.engine.dispose()
+
+
+class WriterLock:
+    """One writer at a time on an SQLite audit store, across the gunicorn workers.
+
+    SQLite lets one connection write at a time; a second writer gets
+    SQLITE_BUSY and its busy handler *sleeps* -- 1, 2, 5, 10 ms and more --
+    before it retries, although the first writer's commit (an fsync) takes
+    about a millisecond.  Under load that turned into tens of milliseconds of
+    latency and idle CPU.  An exclusive ``flock(2)`` on a file beside the
+    database makes the second worker's committer wait in the kernel and go
+    the moment the first is done.  The file is opened per process: a lock
+    descriptor inherited across fork() would be shared, not exclusive.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> WriterLock:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 def _durable_sqlite(engine: Engine) -> None:

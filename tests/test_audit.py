@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import subprocess
+import sys
+import time
 
 import pytest
 import requests
@@ -135,4 +138,34 @@ def test_store_round_trip_and_filters(tmp_path) -> None:
     assert store.search(code="100000002")[0].client_subject == "CN=Gülşən Əliyeva"
     with pytest.raises(AuditUnavailable):
         store.record(AuditEntry(request_id="r0", recorded_at=base))  # the id is unique
+    store.close()
+
+
+def test_sqlite_writers_of_two_processes_take_turns(tmp_path) -> None:
+    """A second process's commit waits for the writer lock, then goes at once (no busy sleep)."""
+    database = tmp_path / "audit.sqlite"
+    store = AuditStore.from_url(f"sqlite:///{database}")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(1.0)\n",
+            f"{database}.writer-lock",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        store.record(AuditEntry(request_id="after-lock", recorded_at=dt.datetime.now(dt.UTC)))
+        waited = time.monotonic() - started
+    finally:
+        holder.wait(timeout=10)
+    assert waited >= 0.3, "the commit did not wait for the other process's writer lock"
+    assert [e.request_id for e in store.search()] == ["after-lock"]
     store.close()
