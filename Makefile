@@ -44,7 +44,7 @@ fuzz: install
 	$(BIN)/python bench/fuzz_verifier.py
 
 lint: install
-	$(BIN)/ruff check service tests
+	$(BIN)/ruff check service tests bench
 	$(BIN)/mypy
 
 clean:

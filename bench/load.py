@@ -271,7 +271,7 @@ def sign_chunk(items: Sequence[tuple[str, str, str]], port: int) -> list[tuple[b
         root = etree.fromstring(soap_request(code, fin, language))
         _portal_signer.sign(root)
         body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-        # Re-parse: nodes that xmlsec created are invisible to find() until then.
+        # Re-parse: the replay key is taken from the bytes the service receives.
         out.append((http_request(body, port), replay_key(etree.fromstring(body))))
     return out
 

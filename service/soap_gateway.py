@@ -12,8 +12,9 @@ signed.  So every ``POST /soap`` goes through :class:`SoapGateway` first:
    :class:`service.handlers.billing_statement.StatementOperation`); anything
    else goes to Spyne in a fresh envelope that holds only the verified Body,
    with the verified signer and the request's audit entry in the WSGI environ;
-4. Spyne's answer -- a response or a Fault -- gets the Statement's enveloped
-   signature and a WS-Security signature over Body and a fresh Timestamp;
+4. the answer -- a response or a Fault, from either path -- gets the
+   Statement's enveloped signature and a WS-Security signature over Body,
+   Timestamp and the echoed X-Road headers;
 5. the access audit record is committed (:mod:`service.audit`), then the
    answer is sent; if the record can't be committed, the answer is the Fault
    ``Server.AuditUnavailable`` instead.  Metrics and one JSON log line follow.
