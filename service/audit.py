@@ -20,8 +20,6 @@ import os
 import queue
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -104,22 +102,23 @@ class _GroupCommitter:
 
     def __init__(self, store: AuditStore) -> None:
         self.store = store
-        self.queue: queue.SimpleQueue[tuple[AuditEntry, Future[None]]] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[tuple[AuditEntry, _Pending]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._pid = 0
 
     def submit(self, entry: AuditEntry, timeout_s: float) -> None:
         """Queue the record and wait until it is committed; raise AuditUnavailable if not."""
-        self._ensure_thread()
-        done: Future[None] = Future()
-        self.queue.put((entry, done))
-        try:
-            done.result(timeout=timeout_s)
-        except FutureTimeout as exc:
-            raise AuditUnavailable(f"no commit within {timeout_s} s") from exc
+        if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+            self._start_thread()
+        pending = _Pending()
+        self.queue.put((entry, pending))
+        if not pending.committed.acquire(timeout=timeout_s):
+            raise AuditUnavailable(f"no commit within {timeout_s} s")
+        if pending.error is not None:
+            raise pending.error
 
-    def _ensure_thread(self) -> None:
+    def _start_thread(self) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._pid = os.getpid()
@@ -134,14 +133,29 @@ class _GroupCommitter:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
+            error: AuditUnavailable | None = None
             try:
                 self.store.insert_now([entry for entry, _ in batch])
             except AuditUnavailable as exc:
-                for _, done in batch:
-                    done.set_exception(exc)
-            else:
-                for _, done in batch:
-                    done.set_result(None)
+                error = exc
+            for _, pending in batch:
+                pending.error = error
+                pending.committed.release()
+
+
+class _Pending:
+    """A record waiting for its commit: a lock the committer releases when it is done.
+
+    One bare lock per request instead of a ``Future`` (a condition variable,
+    its own lock and a waiter list): the hand-off happens on every request.
+    """
+
+    __slots__ = ("committed", "error")
+
+    def __init__(self) -> None:
+        self.committed = threading.Lock()
+        self.committed.acquire()
+        self.error: AuditUnavailable | None = None
 
 
 class AuditStore:

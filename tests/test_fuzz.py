@@ -571,16 +571,22 @@ class SignatureBypass(AssertionError):
     """A mutated message verified although what its signature covers changed."""
 
 
-def covered_content(root: etree._Element) -> tuple[bytes, ...]:
+def covered_content(
+    root: etree._Element, used: Sequence[etree._Element] | None = None
+) -> tuple[bytes, ...]:
     """Return what the receiver uses, canonicalized: the Body and the X-Road header blocks.
 
     Other header blocks are ignored by the service (and need not be signed).  The
     blocks are compared as a set: a signature covers each block, not their order,
     and X-Road headers are told apart by name (moving one is not a bypass).
+    ``used``, when given, are the header blocks the receiver reads (the portal's
+    client reads only the signed ones; the service refuses an unsigned one).
     """
     body = root.find(f"{{{SOAP}}}Body")
-    blocks = sorted(_c14n(b) for b in header_blocks(root.find(f"{{{SOAP}}}Header")))
-    return (_c14n(body) if body is not None else b"", *blocks)
+    blocks = header_blocks(root.find(f"{{{SOAP}}}Header"))
+    if used is not None:
+        blocks = [b for b in blocks if any(b is u for u in used)]
+    return (_c14n(body) if body is not None else b"", *sorted(_c14n(b) for b in blocks))
 
 
 def outcome_of(
@@ -592,6 +598,7 @@ def outcome_of(
     checks of an answer.  With ``covered`` (a message mutated after it was
     signed), an accepted message must still carry exactly that signed content.
     """
+    used: Sequence[etree._Element] | None = None
     try:
         root = parse_request(data)
         if kind == "request":
@@ -601,9 +608,11 @@ def outcome_of(
             verified = kit.response_verifier().verify(root)
             for statement in verified.body.iter(STATEMENT_TAG):
                 kit.statement_verifier.verify(statement)
+            # service.client.StatementClient reads only the signed header blocks.
+            used = verified.signed_headers
     except ServiceFault as fault:
         return fault.faultcode
-    if covered is not None and covered_content(root) != covered:
+    if covered is not None and covered_content(root, used) != covered:
         raise SignatureBypass("the message verified, but the signed content changed")
     return "accepted"
 
@@ -769,3 +778,33 @@ def test_the_gateway_answers_a_corrupt_token_with_a_signed_fault_and_an_audit_re
         assert app.audit.count() == 3
     finally:
         app.close()
+
+
+# Found by this fuzzer after verification moved to service.signing.xmldsig: a
+# relative namespace URI inside a signed element made lxml's C14N raise
+# C14NError out of the verifier (python-xmlsec had failed the signature).  Now
+# FailedCheck.  The same run flagged a response carrying an extra, unsigned
+# X-Road header: not a bypass (the portal's client reads only signed header
+# blocks), so covered_content() now compares what the receiver reads.
+
+
+@pytest.mark.parametrize(
+    "where", [f"{{{SOAP}}}Body", f"{{{ns.WSU}}}Timestamp"], ids=["body", "timestamp"]
+)
+def test_a_relative_namespace_uri_in_a_signed_element_is_failed_check(
+    kit: FuzzKit, where: str
+) -> None:
+    root = etree.fromstring(kit.bases[0].signed)
+    next(root.iter(where)).set("{relative/uri}added", "1")
+    assert outcome_of(kit, _tostring(root)) == "FailedCheck"
+
+
+def test_an_unsigned_xroad_header_added_to_a_response_is_not_read(kit: FuzzKit) -> None:
+    base = next(b for b in kit.bases if b.kind == "response")
+    root = etree.fromstring(base.signed)
+    header = root.find(f"{{{SOAP}}}Header")
+    etree.SubElement(header, f"{{{XRD}}}protocolVersion").text = "4.0"
+    data = _tostring(root)
+    assert outcome_of(kit, data, "response", base.covered) == "accepted"
+    verified = kit.response_verifier().verify(parse_request(data))
+    assert verified.signed_headers == ()

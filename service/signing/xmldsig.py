@@ -31,7 +31,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass
 
@@ -232,6 +233,19 @@ def _remove_keeping_tail(element: etree._Element) -> None:
     parent.remove(element)
 
 
+@contextmanager
+def _canonicalizing() -> Iterator[None]:
+    """Fail the check when C14N can't render the document.
+
+    libxml2 refuses, for instance, a relative namespace URI (C14N 1.0, 2.3);
+    python-xmlsec failed such a signature the same way (FailedCheck).
+    """
+    try:
+        yield
+    except etree.C14NError as exc:
+        raise FailedCheck(f"cannot canonicalize: {exc}", "c14n") from None
+
+
 def verify_signature(
     signature: etree._Element, targets: Sequence[etree._Element], public_key: object
 ) -> None:
@@ -259,18 +273,20 @@ def verify_signature(
         digest = _DIGESTS.get(digest_method.get("Algorithm") or "")
         if digest is None:
             raise UnsupportedAlgorithm("digest method", "algorithm")
-        octets = _reference_octets(target, signature, transforms)
+        with _canonicalizing():
+            octets = _reference_octets(target, signature, transforms)
         expected = _decode(digest_value.text, "DigestValue")
         if not hmac.compare_digest(digest(octets).digest(), expected):
             raise FailedCheck(f"digest mismatch for {reference.get('URI')}", "bad_digest")
 
-    canonical = etree.tostring(
-        signed_info,
-        method="c14n",
-        exclusive=True,
-        with_comments=False,
-        inclusive_ns_prefixes=_inclusive_prefixes(parts[0]),
-    )
+    with _canonicalizing():
+        canonical = etree.tostring(
+            signed_info,
+            method="c14n",
+            exclusive=True,
+            with_comments=False,
+            inclusive_ns_prefixes=_inclusive_prefixes(parts[0]),
+        )
     value = _decode(_children(signature)[1].text, "SignatureValue")
     key_type, hash_type = _SIGNATURE_METHODS.get(method, (None, None))
     if key_type is None or hash_type is None:
