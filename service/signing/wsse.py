@@ -39,7 +39,13 @@ from service.signing import namespaces as ns
 from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.replay import ReplayCache
 from service.signing.trust import TrustStore, check_signer_name
-from service.signing.xmldsig import XmlSigner, key_info, reference_to, verify_signature
+from service.signing.xmldsig import (
+    XmlSigner,
+    element_children,
+    key_info,
+    reference_to,
+    verify_signature,
+)
 
 MAX_REFERENCES = 12  # Body, Timestamp, a token and the X-Road header blocks
 MAX_TRANSFORMS = 2
@@ -93,10 +99,6 @@ def _only(elements: list[etree._Element], what: str) -> etree._Element:
     return elements[0]
 
 
-def _element_children(element: etree._Element) -> list[etree._Element]:
-    return [child for child in element if isinstance(child.tag, str)]
-
-
 def collect_ids(root: etree._Element) -> dict[str, etree._Element]:
     """Return every ID value in the document; a duplicate is refused, not resolved."""
     ids: dict[str, etree._Element] = {}
@@ -133,7 +135,7 @@ def split_envelope(root: etree._Element) -> tuple[etree._Element | None, etree._
         raise InvalidSecurity(f"expected one soap:Header, found {len(headers)}", "structure")
     body = _only(list(root.iter(_BODY)), "soap:Body")
     header = headers[0] if headers else None
-    if _element_children(root) != [h for h in (header, body) if h is not None]:
+    if element_children(root) != [h for h in (header, body) if h is not None]:
         raise InvalidSecurity("the Envelope must hold a Header and a Body", "structure")
     return header, body
 
@@ -164,14 +166,14 @@ def check_signed_info(
     ``allowed_transforms`` gives, per position, the transforms a reference may
     have there; a reference may have fewer, never more.
     """
-    children = _element_children(signature)
+    children = element_children(signature)
     names = [child.tag for child in children]
     if names[:2] != [ds("SignedInfo"), ds("SignatureValue")] or any(
         name not in (ds("KeyInfo"),) for name in names[2:]
     ):
         raise InvalidSecurity(f"unexpected Signature children {names}", "structure")
     signed_info = children[0]
-    parts = _element_children(signed_info)
+    parts = element_children(signed_info)
     if len(parts) < 3 or [p.tag for p in parts[:2]] != [
         ds("CanonicalizationMethod"),
         ds("SignatureMethod"),
@@ -179,7 +181,7 @@ def check_signed_info(
         raise InvalidSecurity("malformed SignedInfo", "structure")
     _check_algorithm(parts[0], frozenset({ns.EXC_C14N}), "canonicalization")
     _check_algorithm(parts[1], ns.ALLOWED_SIGNATURE_METHODS, "signature method")
-    if _element_children(parts[1]):  # e.g. HMACOutputLength
+    if element_children(parts[1]):  # e.g. HMACOutputLength
         raise UnsupportedAlgorithm("parameters on SignatureMethod", "algorithm")
     references = parts[2:]
     if not 1 <= len(references) <= MAX_REFERENCES:
@@ -189,10 +191,10 @@ def check_signed_info(
             raise InvalidSecurity(f"unexpected {reference.tag} in SignedInfo", "structure")
         if reference.get("Type") is not None and reference.get("Type") != "":
             raise InvalidSecurity("typed reference", "structure")
-        reference_parts = _element_children(reference)
+        reference_parts = element_children(reference)
         transforms: list[etree._Element] = []
         if reference_parts and reference_parts[0].tag == ds("Transforms"):
-            transforms = _element_children(reference_parts[0])
+            transforms = element_children(reference_parts[0])
             reference_parts = reference_parts[1:]
         known = frozenset().union(*allowed_transforms)
         for transform in transforms:
@@ -289,7 +291,7 @@ class WsseVerifier:
             raise InvalidSecurity("soap:Body is not signed", "body_not_signed")
         if not any(t is timestamp for t in targets):
             raise InvalidSecurity("wsu:Timestamp is not signed", "timestamp_not_signed")
-        header_blocks = [h for h in _element_children(header) if h is not security]
+        header_blocks = [h for h in element_children(header) if h is not security]
         signed_headers: list[etree._Element] = []
         for target in targets:
             if target is body or target is timestamp:
@@ -353,10 +355,10 @@ class WsseVerifier:
     ) -> etree._Element:
         """Return the BinarySecurityToken that KeyInfo points at, checked."""
         key_info = signature.find(ds("KeyInfo"))
-        children = _element_children(key_info) if key_info is not None else []
+        children = element_children(key_info) if key_info is not None else []
         if [c.tag for c in children] != [_STR]:
             raise InvalidSecurity("KeyInfo must hold one SecurityTokenReference", "token")
-        str_children = _element_children(children[0])
+        str_children = element_children(children[0])
         if [c.tag for c in str_children] != [_STR_REFERENCE]:
             raise InvalidSecurity("SecurityTokenReference must hold one Reference", "token")
         token = _reference_target(str_children[0], ids)
@@ -369,7 +371,7 @@ class WsseVerifier:
         return token
 
     def _check_timestamp(self, timestamp: etree._Element) -> tuple[dt.datetime, dt.datetime]:
-        parts = _element_children(timestamp)
+        parts = element_children(timestamp)
         if [p.tag for p in parts] != [_CREATED, _EXPIRES]:
             raise InvalidSecurity("Timestamp must hold Created and Expires", "timestamp")
         created = parse_xs_datetime(parts[0].text, "Created")

@@ -1,8 +1,8 @@
-"""Produce W3C XML-Signature (XMLDSig 1.1) signatures with ``cryptography`` and lxml.
+"""W3C XML Signature (XMLDSig 1.1) with lxml's exclusive C14N and ``cryptography``.
 
-The service signs twice per request: the Statement (an enveloped signature)
-and the response envelope (WS-Security, OASIS WSS 1.1).  It only ever signs
-what it built itself, with one fixed profile:
+**Signing.**  The service signs twice per request: the Statement (an
+enveloped signature) and the response envelope (WS-Security, OASIS WSS 1.1).
+It only ever signs what it built itself, with one fixed profile:
 
 * every Reference is a same-document ``#id`` with the exclusive C14N
   transform (after the enveloped-signature transform for the Statement) and
@@ -10,20 +10,26 @@ what it built itself, with one fixed profile:
 * SignedInfo is canonicalized with exclusive C14N and signed with RSA-SHA256
   (PKCS#1 v1.5) or ECDSA-SHA256, by the key's type.
 
-Why not python-xmlsec, which verifies requests: xmlsec's ``SignatureContext``
-copies the private key into every context it signs with (an ``EVP_PKEY``
-duplicate with its RSA blinding set-up), and finds the references again by
-registering IDs -- about 0.3 ms of the 0.8 ms of one signature, twice per
-request.  Here the key is the long-lived ``cryptography`` object loaded at
-start, the digests are taken over ``lxml``'s exclusive C14N of the very
-elements being signed, and nothing is looked up by ID.  Signatures made
-here are verified in the tests by xmlsec (the service's own verifier), by the
-``xmlsec1`` command and by signxml.
+The digest of the Statement is taken *before* the Signature is appended to
+it: the same octets as the Statement with its Signature removed (the
+enveloped transform), since the Signature is appended without whitespace.
 
-Equivalence that the enveloped transform relies on: the digest of the
-Statement is taken *before* the Signature is appended to it, which is the
-same octets as the Statement with its Signature removed -- the Signature is
-appended without surrounding whitespace.
+**Verifying.**  :func:`verify_signature` checks a Signature whose shape and
+algorithms :func:`service.signing.wsse.check_signed_info` already checked,
+over the target elements the caller's structural checks found.  Nothing is
+resolved by ID and nothing is fetched: the XML Signature Wrapping defence
+stays in the caller, and a Reference can reach no other node.
+
+**Why not python-xmlsec** (the service used it until issue 7):
+``SignatureContext`` copied the key into every context (an ``EVP_PKEY``
+duplicate; for a private key more CPU than the RSA operation), and
+registering the IDs it resolves references with left about 150 bytes per
+request behind for good (most likely interned in lxml's per-thread
+dictionary): the soak test's RSS growth.  Here the keys are the long-lived
+``cryptography`` objects.  python-xmlsec remains the independent
+implementation the tests hold this one to (``tests/test_xmldsig.py``: it
+verifies what we sign, and it must reach verify_signature's verdict on every
+fuzzed message); ``xmlsec1`` and signxml verify saved Statements.
 """
 
 from __future__ import annotations
@@ -159,13 +165,14 @@ _SIGNATURE_METHODS: dict[str, tuple[type, type[hashes.HashAlgorithm]]] = {
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
-def _children(element: etree._Element) -> list[etree._Element]:
+def element_children(element: etree._Element) -> list[etree._Element]:
+    """Return the child elements (not comments, PIs or entities) of ``element``."""
     return [child for child in element if isinstance(child.tag, str)]
 
 
 def _inclusive_prefixes(method: etree._Element) -> list[str] | None:
     """Return the PrefixList of an exclusive C14N method's InclusiveNamespaces, if any."""
-    children = _children(method)
+    children = element_children(method)
     if not children:
         return None
     if len(children) != 1 or children[0].tag != f"{{{_EXC_C14N_NS}}}InclusiveNamespaces":
@@ -257,17 +264,17 @@ def verify_signature(
     by ID here).  Raise :class:`FailedCheck` if anything doesn't verify;
     anything unexpected fails closed.
     """
-    signed_info = _children(signature)[0]
-    parts = _children(signed_info)
+    signed_info = element_children(signature)[0]
+    parts = element_children(signed_info)
     method = parts[1].get("Algorithm") or ""
     references = parts[2:]
     if len(references) != len(targets):
         raise InvalidSecurity("references and targets differ", "structure")
     for reference, target in zip(references, targets, strict=True):
-        reference_parts = _children(reference)
+        reference_parts = element_children(reference)
         transforms: list[etree._Element] = []
         if reference_parts[0].tag == _DS + "Transforms":
-            transforms = _children(reference_parts[0])
+            transforms = element_children(reference_parts[0])
             reference_parts = reference_parts[1:]
         digest_method, digest_value = reference_parts
         digest = _DIGESTS.get(digest_method.get("Algorithm") or "")
@@ -287,7 +294,7 @@ def verify_signature(
             with_comments=False,
             inclusive_ns_prefixes=_inclusive_prefixes(parts[0]),
         )
-    value = _decode(_children(signature)[1].text, "SignatureValue")
+    value = _decode(element_children(signature)[1].text, "SignatureValue")
     key_type, hash_type = _SIGNATURE_METHODS.get(method, (None, None))
     if key_type is None or hash_type is None:
         raise UnsupportedAlgorithm(f"signature method {method!r}", "algorithm")
