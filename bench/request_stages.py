@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
-import io
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from service.settings import Settings
     from service.signing.keys import load_signing_identity
     from service.signing.wsse import WsseSigner
+    from tests.test_properties import call
 
     pki = init_pki(work / "pki")
     settings = Settings(
@@ -123,32 +123,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     requests = [signed(code, fin) for code, fin in subscribers]
 
-    def call(body: bytes) -> None:
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/soap",
-            "CONTENT_TYPE": "text/xml; charset=utf-8",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": io.BytesIO(body),
-            "REMOTE_ADDR": "127.0.0.1",
-            "SERVER_NAME": "bench",
-            "SERVER_PORT": "80",
-            "wsgi.url_scheme": "http",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-        }
-        status: list[str] = []
-        start_response: Callable[..., None] = lambda s, h, e=None: status.append(s)  # noqa: E731
-        answer = b"".join(app(environ, start_response))
-        if not status[0].startswith("200") or b">OK</" not in answer:
-            raise SystemExit(f"not an OK statement: {status[0]} {answer[:300]!r}")
+    def request(body: bytes) -> None:
+        status, _headers, answer = call(app, body)
+        if not status.startswith("200") or b">OK</" not in answer:
+            raise SystemExit(f"not an OK statement: {status} {answer[:300]!r}")
 
     for body in requests[: args.warmup]:
-        call(body)
+        request(body)
     cpu.clear()
     n = args.requests
     thread_started, process_started = time.thread_time(), time.process_time()
     for body in requests[args.warmup :]:
-        call(body)
+        request(body)
     thread_ms = (time.thread_time() - thread_started) / n * 1000
     process_ms = (time.process_time() - process_started) / n * 1000
     app.close()

@@ -29,7 +29,7 @@ import io
 import re
 import string
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +144,13 @@ def raw_envelope(fields: tuple[str | None, ...]) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def call(app: ServiceApp, raw: bytes) -> tuple[str, dict[str, str], bytes]:
-    """POST ``raw`` to /soap through the WSGI app; return (status, headers, body)."""
+def call(
+    app: ServiceApp | Callable[..., Any], raw: bytes, extra: dict[str, Any] | None = None
+) -> tuple[str, dict[str, str], bytes]:
+    """POST ``raw`` to /soap through a WSGI app; return (status, headers, body).
+
+    ``extra`` adds WSGI environ entries (what the gateway hands Spyne).
+    """
     environ: dict[str, Any] = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": "/soap",
@@ -158,6 +163,7 @@ def call(app: ServiceApp, raw: bytes) -> tuple[str, dict[str, str], bytes]:
         "SERVER_PORT": "8080",
         "SERVER_PROTOCOL": "HTTP/1.1",
         "wsgi.url_scheme": "http",
+        **(extra or {}),
     }
     answer: dict[str, Any] = {}
 

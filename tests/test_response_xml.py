@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
@@ -32,6 +31,7 @@ from service.signing.hardened_xml import parse_request
 from service.soap_gateway import AUDIT_ENVIRON_KEY, clean_envelope
 from service.wsdl.namespaces import SOAP11_ENV, TNS
 from tests import billing_fixtures as bf
+from tests.test_properties import call
 
 ISSUED = dt.datetime(2026, 3, 14, 9, 26, 53, tzinfo=ZoneInfo("Asia/Baku"))
 
@@ -102,19 +102,7 @@ def paths(billing_db: str) -> tuple[Callable[..., etree._Element | None], Callab
     wsgi = SoapWsgiApplication(spyne_app)
 
     def spyne(body: etree._Element, entry: AuditEntry) -> bytes:
-        clean = clean_envelope(body)
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/soap",
-            "CONTENT_TYPE": "text/xml; charset=utf-8",
-            "CONTENT_LENGTH": str(len(clean)),
-            "wsgi.input": io.BytesIO(clean),
-            "SERVER_NAME": "localhost",
-            "SERVER_PORT": "80",
-            "wsgi.url_scheme": "http",
-            AUDIT_ENVIRON_KEY: entry,
-        }
-        return b"".join(wsgi(environ, lambda status, headers, exc_info=None: None))
+        return call(wsgi, clean_envelope(body), {AUDIT_ENVIRON_KEY: entry})[2]
 
     return operation, spyne
 
