@@ -162,7 +162,6 @@ _SIGNATURE_METHODS: dict[str, tuple[type, type[hashes.HashAlgorithm]]] = {
     ns.RSA_SHA512: (rsa.RSAPublicKey, hashes.SHA512),
     ns.ECDSA_SHA256: (ec.EllipticCurvePublicKey, hashes.SHA256),
 }
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
 def element_children(element: etree._Element) -> list[etree._Element]:
