@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, make_url
 
 from service.billing.statement_query import BillingQueries
 from service.billing.tables import build_billing_tables
@@ -16,9 +18,29 @@ from tests import billing_fixtures as bf
 
 @pytest.fixture
 def counted(billing_db: str):
-    engine = create_engine(billing_db)
+    """An engine whose SQLite connections note every statement they are given, as given.
+
+    The reads run on the DBAPI cursor, not through SQLAlchemy's execution
+    events: the count is taken where the database receives them.
+    """
     statements: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    class CountingCursor(sqlite3.Cursor):
+        def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+            statements.append(sql)
+            return super().execute(sql, parameters)
+
+    class CountingConnection(sqlite3.Connection):
+        def cursor(self, factory: Any = CountingCursor) -> sqlite3.Cursor:
+            return super().cursor(factory)
+
+    path = make_url(billing_db).database
+    engine = create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(path, factory=CountingConnection, check_same_thread=False),
+    )
+    with engine.connect():  # the dialect's first-connect checks are not the service's
+        statements.clear()
     yield engine, statements
     engine.dispose()
 
