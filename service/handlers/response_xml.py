@@ -7,11 +7,20 @@ Spyne's generic serializer), which cost about 1.5 ms of CPU per request.
 The output is the envelope Spyne produces for the same answer -- same
 prefixes (``soap11env``, ``tns``), same order, same text of every value
 (``str()`` of Decimals and integers, ``isoformat()`` of the time, ``true``/
-``false``); ``tests/test_billing_statement.py`` compares the two after C14N
+``false``); ``tests/test_response_xml.py`` compares the two after C14N
 for every Status.  The contract's types are in :mod:`service.wsdl.types`.
+
+The envelope is written as text and parsed once by libxml2: about 35 µs,
+where building its hundred elements one ``SubElement`` at a time took 110 µs.
+Every value goes in escaped (:func:`_text`), so the text holds no markup,
+entity or DOCTYPE that the data did not spell out as characters; a value
+that XML can't carry (a control character in billing data) fails to parse,
+as it failed ``SubElement`` before.
 """
 
 from __future__ import annotations
+
+import threading
 
 from lxml import etree
 
@@ -19,60 +28,84 @@ from service.statement import BillingStatement
 from service.wsdl.namespaces import OPERATION, SOAP11_ENV, TNS
 
 _T = f"{{{TNS}}}"
-_NSMAP = {"soap11env": SOAP11_ENV, "tns": TNS}
 RESPONSE_TAG = f"{_T}{OPERATION}Response"
+#: Character data: markup characters escaped, and CR as a reference (a parser
+#: would turn a literal CR into LF); quotes for the one attribute value.
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;", '"': "&quot;"})
+_OPEN = (
+    f'<soap11env:Envelope xmlns:soap11env="{SOAP11_ENV}" xmlns:tns="{TNS}">'
+    f"<soap11env:Body><tns:{OPERATION}Response>"
+)
+_CLOSE = f"</tns:{OPERATION}Response></soap11env:Body></soap11env:Envelope>"
+_parsers = threading.local()
 
 
-def _add(parent: etree._Element, name: str, text: str) -> None:
-    etree.SubElement(parent, _T + name).text = text
+def _text(value: str) -> str:
+    return value.translate(_ESCAPES)
 
 
 def _boolean(value: bool) -> str:
     return "true" if value else "false"
 
 
+def _parser() -> etree.XMLParser:
+    """Return this thread's parser (an lxml parser must not be shared between threads)."""
+    parser: etree.XMLParser | None = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, remove_comments=False
+        )
+    return parser
+
+
 def response_envelope(
     status: str, message: str, statement: BillingStatement | None, statement_id: str
 ) -> etree._Element:
     """Return the SOAP envelope of a response: Status, Message and the Statement if any."""
-    envelope = etree.Element(f"{{{SOAP11_ENV}}}Envelope", nsmap=_NSMAP)
-    body = etree.SubElement(envelope, f"{{{SOAP11_ENV}}}Body")
-    response = etree.SubElement(body, RESPONSE_TAG)
-    _add(response, "Status", status)
-    _add(response, "Message", message)
+    parts = [
+        _OPEN,
+        f"<tns:Status>{_text(status)}</tns:Status><tns:Message>{_text(message)}</tns:Message>",
+    ]
     if statement is not None:
-        add_statement(response, statement, statement_id)
-    return envelope
+        statement_xml(parts, statement, statement_id)
+    parts.append(_CLOSE)
+    return etree.fromstring("".join(parts).encode("utf-8"), _parser())
 
 
-def add_statement(parent: etree._Element, statement: BillingStatement, statement_id: str) -> None:
-    """Append the ``Statement`` element (unsigned) to ``parent``."""
-    element = etree.SubElement(parent, _T + "Statement", Id=statement_id)
-    _add(element, "StatementNumber", statement.number)
-    _add(element, "IssuedAt", statement.issued_at.isoformat())
-    _add(element, "Issuer", statement.issuer)
+def statement_xml(parts: list[str], statement: BillingStatement, statement_id: str) -> None:
+    """Append the text of the ``Statement`` element (unsigned) to ``parts``."""
     sub = statement.subscriber
-    subscriber = etree.SubElement(element, _T + "Subscriber")
-    _add(subscriber, "Code", sub.code)
-    _add(subscriber, "LastName", sub.last_name)
-    _add(subscriber, "FirstName", sub.first_name)
+    totals = statement.totals
+    parts.append(
+        f'<tns:Statement Id="{_text(statement_id)}">'
+        f"<tns:StatementNumber>{_text(statement.number)}</tns:StatementNumber>"
+        f"<tns:IssuedAt>{statement.issued_at.isoformat()}</tns:IssuedAt>"
+        f"<tns:Issuer>{_text(statement.issuer)}</tns:Issuer>"
+        f"<tns:Subscriber><tns:Code>{_text(sub.code)}</tns:Code>"
+        f"<tns:LastName>{_text(sub.last_name)}</tns:LastName>"
+        f"<tns:FirstName>{_text(sub.first_name)}</tns:FirstName>"
+    )
     if sub.patronymic is not None:
-        _add(subscriber, "Patronymic", sub.patronymic)
-    _add(subscriber, "Address", sub.address)
-    _add(subscriber, "PersonsCount", str(int(sub.persons_count)))
-    _add(subscriber, "WaterSupply", _boolean(sub.water_supply))
-    _add(subscriber, "Wastewater", _boolean(sub.wastewater))
-    _add(subscriber, "MeterType", sub.meter_type)
-    periods = etree.SubElement(element, _T + "Periods")
-    for line in statement.periods:
-        period = etree.SubElement(periods, _T + "Period")
-        _add(period, "Year", str(line.year))
-        _add(period, "Month", str(line.month))
-        _add(period, "ConsumptionM3", str(line.consumption_m3))
-        _add(period, "InvoicedAmount", str(line.invoiced_amount))
-        _add(period, "PaidAmount", str(line.paid_amount))
-    totals = etree.SubElement(element, _T + "Totals")
-    _add(totals, "ConsumptionM3", str(statement.totals.consumption_m3))
-    _add(totals, "InvoicedAmount", str(statement.totals.invoiced_amount))
-    _add(totals, "PaidAmount", str(statement.totals.paid_amount))
-    _add(element, "Currency", statement.currency)
+        parts.append(f"<tns:Patronymic>{_text(sub.patronymic)}</tns:Patronymic>")
+    parts.append(
+        f"<tns:Address>{_text(sub.address)}</tns:Address>"
+        f"<tns:PersonsCount>{int(sub.persons_count)}</tns:PersonsCount>"
+        f"<tns:WaterSupply>{_boolean(sub.water_supply)}</tns:WaterSupply>"
+        f"<tns:Wastewater>{_boolean(sub.wastewater)}</tns:Wastewater>"
+        f"<tns:MeterType>{_text(sub.meter_type)}</tns:MeterType></tns:Subscriber>"
+        "<tns:Periods>"
+    )
+    parts.extend(
+        f"<tns:Period><tns:Year>{line.year}</tns:Year><tns:Month>{line.month}</tns:Month>"
+        f"<tns:ConsumptionM3>{line.consumption_m3}</tns:ConsumptionM3>"
+        f"<tns:InvoicedAmount>{line.invoiced_amount}</tns:InvoicedAmount>"
+        f"<tns:PaidAmount>{line.paid_amount}</tns:PaidAmount></tns:Period>"
+        for line in statement.periods
+    )
+    parts.append(
+        "</tns:Periods><tns:Totals>"
+        f"<tns:ConsumptionM3>{totals.consumption_m3}</tns:ConsumptionM3>"
+        f"<tns:InvoicedAmount>{totals.invoiced_amount}</tns:InvoicedAmount>"
+        f"<tns:PaidAmount>{totals.paid_amount}</tns:PaidAmount></tns:Totals>"
+        f"<tns:Currency>{_text(statement.currency)}</tns:Currency></tns:Statement>"
+    )
