@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
+from copy import deepcopy
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,9 +28,12 @@ from service.app import (
     create_billing_engine,
 )
 from service.audit import AuditEntry
+from service.billing.statement_query import SubscriberRecord
+from service.handlers.response_xml import RESPONSE_TAG, response_envelope
 from service.settings import Settings
 from service.signing.hardened_xml import parse_request
 from service.soap_gateway import AUDIT_ENVIRON_KEY, clean_envelope
+from service.statement import BillingStatement, PeriodLine, Totals
 from service.wsdl.namespaces import SOAP11_ENV, TNS
 from tests import billing_fixtures as bf
 from tests.test_properties import call
@@ -151,3 +156,63 @@ def test_only_the_wrapper_is_taken(paths) -> None:
     operation, _ = paths
     raw = _request(_parts(bf.FULL)).replace(b"</s:Body>", b"<t:GetBillingStatement/></s:Body>")
     assert operation(_body(raw), _entry(), None) is None
+
+
+TRICKY_TEXT = [
+    ("markup", "Ə & <Ş> \"ç\" 'ğ'"),
+    ("carriage_return_and_tabs", "Bakı,\r\n\tNəsimi r."),
+    ("entity_lookalike", "&amp; &#49; &lt;x&gt;"),
+    ("cdata_lookalike", "<![CDATA[ı]]> ]]>"),
+    ("azerbaijani", "İlham Məmmədov Ağaəli oğlu, Şüvəlan qəs., Günəşli küç. ö ü ç"),
+]
+
+
+def _statement_with(text: str) -> tuple[BillingStatement, str]:
+    subscriber = SubscriberRecord(
+        code="100000001",
+        fin="5ZX8K2P",
+        last_name=text,
+        first_name=text,
+        patronymic=text,
+        address=text,
+        persons_count=3,
+        category="RESIDENTIAL",
+        status="ACTIVE",
+        opened_on=dt.date(2019, 1, 1),
+        water_supply=True,
+        wastewater=False,
+        meter_type="MECHANICAL",
+    )
+    periods = (PeriodLine(2026, 2, Decimal("12.5"), Decimal("8.75"), Decimal("0.00")),)
+    totals = Totals(Decimal("12.5"), Decimal("8.75"), Decimal("0.00"))
+    statement = BillingStatement(
+        "AZS-20260314-ABCDEF012345", ISSUED, text, subscriber, periods, totals
+    )
+    return statement, "Statement-AZS-20260314-ABCDEF012345"
+
+
+@pytest.mark.parametrize(("name", "text"), TRICKY_TEXT, ids=[c[0] for c in TRICKY_TEXT])
+def test_written_text_is_the_data_exactly(name: str, text: str) -> None:
+    statement, statement_id = _statement_with(text)
+    envelope = response_envelope("OK", text, statement, statement_id)
+    t = f"{{{TNS}}}"
+    assert envelope.findtext(f".//{t}Message") == text
+    for field in ("LastName", "FirstName", "Patronymic", "Address"):
+        assert envelope.findtext(f".//{t}Subscriber/{t}{field}") == text
+    assert envelope.findtext(f".//{t}Issuer") == text
+    assert envelope.find(f".//{t}Statement").get("Id") == statement_id
+    # Element by element, the tree is the one SubElement builds from the same values.
+    reference = etree.Element(
+        f"{{{SOAP11_ENV}}}Envelope", nsmap={"soap11env": SOAP11_ENV, "tns": TNS}
+    )
+    response = etree.SubElement(etree.SubElement(reference, f"{{{SOAP11_ENV}}}Body"), RESPONSE_TAG)
+    etree.SubElement(response, t + "Status").text = "OK"
+    etree.SubElement(response, t + "Message").text = text
+    response.append(deepcopy(envelope.find(f".//{t}Statement")))
+    assert _c14n(envelope) == _c14n(reference)
+
+
+def test_text_xml_cannot_carry_fails_instead_of_being_altered() -> None:
+    statement, statement_id = _statement_with("Bakı\x01")
+    with pytest.raises(etree.XMLSyntaxError):
+        response_envelope("OK", "", statement, statement_id)
