@@ -51,7 +51,7 @@ class GunicornServer(BaseApplication):
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
             "threads": s.threads,
-            "worker_class": "gthread" if s.threads > 1 else "sync",
+            "worker_class": "gthread",
             "keepalive": s.keepalive_s,
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "timeout": 60,

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from service.billing.statement_query import (
     InvoiceLine,
@@ -31,9 +32,8 @@ VOLUME_QUANTUM = Decimal("0.001")
 ZERO = Decimal("0")
 
 
-@dataclass(frozen=True)
-class PeriodLine:
-    """One report month of the statement."""
+class PeriodLine(NamedTuple):
+    """One report month of the statement (a NamedTuple: cheap to build, twelve per statement)."""
 
     year: int
     month: int
