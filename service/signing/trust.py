@@ -92,28 +92,37 @@ class TrustStore:
                 )
         return cls(certificates, frozenset(normalize_fingerprint(f) for f in pinned))
 
-    def check(self, cert: x509.Certificate, now: dt.datetime | None = None) -> None:
-        """Raise FailedAuthentication unless ``cert`` is trusted now."""
+    def check(
+        self,
+        cert: x509.Certificate,
+        now: dt.datetime | None = None,
+        cert_fingerprint: str | None = None,
+    ) -> None:
+        """Raise FailedAuthentication unless ``cert`` is trusted now.
+
+        ``cert_fingerprint`` is the certificate's SHA-256 fingerprint when the
+        caller already has it (the verifier keeps it with the parsed token).
+        """
         now = now or dt.datetime.now(dt.UTC)
+        key = cert_fingerprint or fingerprint(cert)
         if not _within_validity(cert, now):
             raise FailedAuthentication(
                 f"certificate {cert.subject.rfc4514_string()} is outside its validity "
                 f"{cert.not_valid_before_utc:%Y-%m-%d}..{cert.not_valid_after_utc:%Y-%m-%d}",
                 reason="certificate_validity",
             )
-        if self.pinned and fingerprint(cert) not in self.pinned:
+        if self.pinned and key not in self.pinned:
             raise FailedAuthentication(
                 f"certificate {cert.subject.rfc4514_string()} is not in AZERSU_TRUSTED_CLIENTS",
                 reason="certificate_not_pinned",
             )
-        if not self._issued_by_anchor(cert, now):
+        if not self._issued_by_anchor(cert, key, now):
             raise FailedAuthentication(
                 f"certificate {cert.subject.rfc4514_string()} does not chain to a trust anchor",
                 reason="untrusted_issuer",
             )
 
-    def _issued_by_anchor(self, cert: x509.Certificate, now: dt.datetime) -> bool:
-        key = fingerprint(cert)
+    def _issued_by_anchor(self, cert: x509.Certificate, key: str, now: dt.datetime) -> bool:
         issuer = self._issuers.get(key)
         if issuer is None:
             issuer = next((a for a in self.anchors if _issued_by(cert, a)), None)

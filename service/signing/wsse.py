@@ -21,8 +21,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import os
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -306,7 +306,7 @@ class WsseVerifier:
         signer, public_key = self._token_signer(signature, security, ids)
         certificate = signer.certificate
         created, expires = self._check_timestamp(timestamp)
-        self.trust.check(certificate, self.now())
+        self.trust.check(certificate, self.now(), signer.fingerprint)
         check_signer_name(certificate, self.signers)
         verify_signature(signature, targets, public_key)
 
@@ -389,7 +389,8 @@ class WsseVerifier:
 
 
 def _new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
+    """Return a fresh, unguessable ``wsu:Id`` (128 random bits, as a uuid4's hex had)."""
+    return f"{prefix}-{os.urandom(16).hex()}"
 
 
 def xs_datetime(moment: dt.datetime) -> str:
