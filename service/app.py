@@ -25,7 +25,7 @@ from service.billing.deadline import DEADLINE_MARGIN_S, BillingDeadline
 from service.billing.engine import create_read_only_engine
 from service.billing.statement_query import BillingQueries
 from service.billing.tables import BillingTables, build_billing_tables
-from service.errors import logged_fault, to_soap_fault
+from service.errors import AuditUnavailable, logged_fault, to_soap_fault
 from service.handlers.billing_statement import (
     BillingStatementService,
     StatementContext,
@@ -39,7 +39,7 @@ from service.signing.replay import create_replay_cache
 from service.signing.statement_signature import StatementSigner
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseSigner, WsseVerifier
-from service.soap_gateway import SoapGateway
+from service.soap_gateway import PreparedAnswer, SoapGateway
 from service.wsdl.document import install_wsdl_amendments
 from service.wsdl.namespaces import SERVICE_NAME, TNS
 from service.xroad import XRoadMode, XRoadPolicy, parse_client_allowlist
@@ -162,6 +162,23 @@ class ServiceApp:
             self.metrics.certificate_days_left.set(round(days, 2))
             return _plain(start_response, "200 OK", self.metrics.render(), Metrics.content_type)
         return _plain(start_response, "404 Not Found", b"not found\n")
+
+    def begin_deferred(self, environ: dict[str, Any]) -> PreparedAnswer | None:
+        """Prepare a SOAP POST without committing its audit record, or return None.
+
+        For :class:`service.event_worker.EventLoopWorker`: it commits the
+        record with :meth:`AuditStore.record_later` and sends what
+        :meth:`finish_deferred` returns.  Anything else is a plain WSGI call.
+        """
+        if environ.get("PATH_INFO") == SOAP_PATH and environ.get("REQUEST_METHOD") == "POST":
+            return self.soap.prepare(environ)
+        return None
+
+    def finish_deferred(
+        self, prepared: PreparedAnswer, failure: AuditUnavailable | None
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Return the status, headers and body to send once the record's commit is reported."""
+        return self.soap.complete(prepared, failure)
 
     def readiness(self) -> dict[str, Any]:
         """Check billing, audit and replay stores and the keys; return a report."""

@@ -51,7 +51,7 @@ class GunicornServer(BaseApplication):
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
             "threads": s.threads,
-            "worker_class": "gthread",
+            "worker_class": worker_class(s),
             "keepalive": s.keepalive_s,
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "timeout": 60,
@@ -100,6 +100,20 @@ class GunicornServer(BaseApplication):
         gc.collect()
         gc.freeze()
         return app
+
+
+def worker_class(settings: Settings) -> str:
+    """Return the gunicorn worker class for these settings.
+
+    The event-loop worker (:mod:`service.event_worker`) when every wait of a
+    request is local -- SQLite billing, the in-memory replay cache -- and
+    there is no TLS to terminate; gunicorn's gthread otherwise, whose
+    threads overlap the waits on a network database or Redis.
+    """
+    local_billing = settings.resolved_billing_url.startswith("sqlite")
+    if settings.tls_enabled or settings.replay_url or not local_billing:
+        return "gthread"
+    return "service.event_worker.EventLoopWorker"
 
 
 def _child_exit(_arbiter: Any, worker: Any) -> None:

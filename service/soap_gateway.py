@@ -122,6 +122,20 @@ def add_header_blocks(envelope: etree._Element, blocks: Iterable[etree._Element]
         header.insert(position, deepcopy(block))
 
 
+_SOAP_XML = "text/xml; charset=utf-8"
+_PLAIN_TEXT = "text/plain; charset=utf-8"
+
+
+@dataclass
+class PreparedAnswer:
+    """An answer ready to send once its audit entry is committed."""
+
+    entry: AuditEntry
+    status: str
+    content_type: str
+    payload: bytes
+
+
 @dataclass(frozen=True)
 class Admitted:
     """A request that passed the front door: its Body, its signer, its X-Road headers."""
@@ -171,7 +185,7 @@ class SoapGateway:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        """Handle one request to the SOAP endpoint."""
+        """Handle one request to the SOAP endpoint (WSGI: waits for the audit commit)."""
         method = environ.get("REQUEST_METHOD", "GET")
         if method in ("GET", "HEAD"):
             return self.soap_app(environ, start_response)  # the WSDL: public, unsigned
@@ -182,6 +196,23 @@ class SoapGateway:
                 b"POST a SOAP request\n",
                 [("Allow", "GET, POST")],
             )
+        prepared = self.prepare(environ)
+        try:
+            self.audit.record(prepared.entry)
+            failure = None
+        except AuditUnavailable as exc:
+            failure = exc
+        status, headers, payload = self.complete(prepared, failure)
+        start_response(status, headers)
+        return [payload]
+
+    def prepare(self, environ: dict[str, Any]) -> PreparedAnswer:
+        """Read, verify and answer a POST; return the answer and its audit entry, not yet committed.
+
+        The caller commits ``entry`` (:meth:`AuditStore.record`, or
+        :meth:`AuditStore.record_later` in the event-loop worker) and sends
+        what :meth:`complete` returns: never the answer before its record.
+        """
         started = time.monotonic()
         entry = AuditEntry(
             request_id=str(uuid.uuid4()),
@@ -193,35 +224,77 @@ class SoapGateway:
         except HttpRejection as rejection:
             entry.outcome = "HTTP_" + rejection.status.split()[0]
             log.info("request refused: %s: %s", rejection.status, rejection.detail)
-            if not self._record(entry, started):
-                return self._send(start_response, *self._fault_answer(AuditUnavailable()))
-            return _plain(start_response, rejection.status, (rejection.message + "\n").encode())
+            body = (rejection.message + "\n").encode()
+            answer = (rejection.status, _PLAIN_TEXT, body)
+        else:
+            status, payload = self._handle(raw, environ, entry)
+            answer = (status, _SOAP_XML, payload)
+        entry.duration_ms = round((time.monotonic() - started) * 1000, 3)
+        return PreparedAnswer(entry, *answer)
+
+    def complete(
+        self, prepared: PreparedAnswer, failure: AuditUnavailable | None
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Return what to send once the record is committed -- or the Fault if it wasn't.
+
+        Counts and logs the request.  ``failure`` is why the record could not
+        be committed: the answer is then withheld and the caller gets the
+        Fault ``Server.AuditUnavailable``.
+        """
+        entry = prepared.entry
+        status, content_type, payload = prepared.status, prepared.content_type, prepared.payload
+        if failure is not None:
+            log.error(
+                "audit record not committed: answer withheld",
+                extra={"request_id": entry.request_id, "detail": failure.detail},
+            )
+            self.metrics.database_errors.labels(store="audit").inc()
+            entry.outcome, entry.statement_number = AuditUnavailable.faultcode, ""
+            status, payload = self._fault_answer(AuditUnavailable())
+            content_type = _SOAP_XML
+        self.metrics.requests.labels(outcome=entry.outcome).inc()
+        self.metrics.latency.observe(entry.duration_ms / 1000)
+        log.info(
+            "request",
+            extra={
+                "request_id": entry.request_id,
+                "outcome": entry.outcome,
+                "duration_ms": entry.duration_ms,
+                "client": entry.client_subject,
+                "client_fingerprint": entry.client_fingerprint,
+                "statement_number": entry.statement_number,
+            },
+        )
+        return (
+            status,
+            [("Content-Type", content_type), ("Content-Length", str(len(payload)))],
+            payload,
+        )
+
+    def _handle(self, raw: bytes, environ: dict[str, Any], entry: AuditEntry) -> tuple[str, bytes]:
+        """Verify the request and answer it: the HTTP status and the signed answer."""
         try:
             admitted = self._admit(parse_request(raw), environ)
         except XRoadHeaderFault as fault:
             self._count_fault(fault)
             entry.outcome = fault_label(fault)
-            answer = self._fault_answer(fault, echo=fault.echo)
+            return self._fault_answer(fault, echo=fault.echo)
         except ServiceFault as fault:
             self._count_fault(fault)
             entry.outcome = fault_label(fault)
-            answer = self._fault_answer(fault)
+            return self._fault_answer(fault)
         except Exception as exc:  # a bug: still a signed, audited Fault, never a bare 500
             log.exception("the front door failed")
             internal = InternalError(f"{type(exc).__name__}: {exc}")
             entry.outcome = fault_label(internal)
-            answer = self._fault_answer(internal)
-        else:
-            entry.client_subject = admitted.signer.subject
-            entry.client_fingerprint = admitted.signer.fingerprint
-            if admitted.xroad is not None:
-                entry.xroad_client = admitted.xroad.client.path
-                entry.xroad_service = admitted.xroad.service.path
-                entry.xroad_message_id = admitted.xroad.message_id
-            answer = self._answer(environ, admitted, entry)
-        if not self._record(entry, started):
-            answer = self._fault_answer(AuditUnavailable())
-        return self._send(start_response, *answer)
+            return self._fault_answer(internal)
+        entry.client_subject = admitted.signer.subject
+        entry.client_fingerprint = admitted.signer.fingerprint
+        if admitted.xroad is not None:
+            entry.xroad_client = admitted.xroad.client.path
+            entry.xroad_service = admitted.xroad.service.path
+            entry.xroad_message_id = admitted.xroad.message_id
+        return self._answer(environ, admitted, entry)
 
     def _admit(self, root: etree._Element, environ: dict[str, Any]) -> Admitted:
         """Verify who sent the request and check its X-Road headers."""
@@ -385,35 +458,6 @@ class SoapGateway:
         )
         return SigningFailed.http_status, bare
 
-    def _record(self, entry: AuditEntry, started: float) -> bool:
-        """Commit the audit record, count and log the request; False if it can't be kept."""
-        entry.duration_ms = round((time.monotonic() - started) * 1000, 3)
-        try:
-            self.audit.record(entry)
-            kept = True
-        except AuditUnavailable as failure:
-            log.error(
-                "audit record not committed: answer withheld",
-                extra={"request_id": entry.request_id, "detail": failure.detail},
-            )
-            self.metrics.database_errors.labels(store="audit").inc()
-            entry.outcome, entry.statement_number = AuditUnavailable.faultcode, ""
-            kept = False
-        self.metrics.requests.labels(outcome=entry.outcome).inc()
-        self.metrics.latency.observe(entry.duration_ms / 1000)
-        log.info(
-            "request",
-            extra={
-                "request_id": entry.request_id,
-                "outcome": entry.outcome,
-                "duration_ms": entry.duration_ms,
-                "client": entry.client_subject,
-                "client_fingerprint": entry.client_fingerprint,
-                "statement_number": entry.statement_number,
-            },
-        )
-        return kept
-
     def _count_fault(self, fault: ServiceFault) -> None:
         if isinstance(fault, SecurityFault):
             log.warning("security fault %s (%s): %s", fault.faultcode, fault.reason, fault.detail)
@@ -423,17 +467,6 @@ class SoapGateway:
             self.metrics.database_errors.labels(store="replay").inc()
         else:
             log.info("request rejected %s: %s", fault.faultcode, fault.detail)
-
-    @staticmethod
-    def _send(start_response: Callable[..., Any], status: str, payload: bytes) -> list[bytes]:
-        start_response(
-            status,
-            [
-                ("Content-Type", "text/xml; charset=utf-8"),
-                ("Content-Length", str(len(payload))),
-            ],
-        )
-        return [payload]
 
 
 def _charset(content_type: str) -> str | None:

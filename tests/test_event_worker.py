@@ -1,0 +1,298 @@
+"""The event-loop worker's HTTP: parsing, framing, keep-alive, limits -- over real sockets.
+
+The rest of the suite already runs the service through this worker (SQLite
+billing, in-memory replay cache: what ``service.serving.worker_class``
+chooses); these cases are the HTTP edges that zeep and requests never send.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from service.event_worker import HttpError, parse_head, read_chunked
+from service.serving import worker_class
+from service.settings import Settings
+from tests import billing_fixtures as bf
+from tests.gunicorn_process import ServedProcess, service_env
+from tests.test_properties import request_envelope
+
+MAX_BODY = 4096
+
+
+@pytest.fixture(scope="module")
+def server(
+    billing_db: str, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedProcess]:
+    folder = tmp_path_factory.mktemp("event-worker")
+    env = service_env(
+        pki,
+        AZERSU_BILLING_URL=billing_db,
+        AZERSU_REPORT_PERIOD=bf.REPORT_PERIOD,
+        AZERSU_VAR_DIR=str(folder / "var"),
+        AZERSU_WORKERS="1",
+        AZERSU_KEEPALIVE_S="2",
+        AZERSU_MAX_BODY_BYTES=str(MAX_BODY),
+    )
+    served = ServedProcess(env, folder / "serve.log")
+    yield served
+    assert served.stop() == 0, served.log_text()
+
+
+@pytest.fixture
+def signed_body(sign: Callable[[bytes], bytes]) -> bytes:
+    return sign(request_envelope((bf.FULL, bf.FIN, "az")))
+
+
+def _connect(server: ServedProcess) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    return sock
+
+
+def _read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, dict[str, str], bytes]:
+    """Read one response (status, lower-cased headers, body) from ``sock``."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before a response head")
+        buffer += chunk
+    end = buffer.index(b"\r\n\r\n")
+    lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(buffer) < end + 4 + length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the body")
+        buffer += chunk
+    body = bytes(buffer[end + 4 : end + 4 + length])
+    del buffer[: end + 4 + length]
+    return int(lines[0].split()[1]), headers, body
+
+
+def _closed(sock: socket.socket, within_s: float = 5) -> bool:
+    sock.settimeout(within_s)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def _post(body: bytes, extra: str = "") -> bytes:
+    return (
+        f"POST /soap HTTP/1.1\r\nHost: test\r\nContent-Type: text/xml; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    ).encode() + body
+
+
+def _chunked(body: bytes, size: int = 700) -> bytes:
+    chunks = b"".join(
+        f"{len(body[i : i + size]):x}\r\n".encode() + body[i : i + size] + b"\r\n"
+        for i in range(0, len(body), size)
+    )
+    return chunks + b"0\r\n\r\n"
+
+
+def test_keep_alive_and_pipelining_answer_in_order(server: ServedProcess) -> None:
+    with _connect(server) as sock:
+        buffer = bytearray()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert _read_response(sock, buffer)[0] == 200
+        # Two requests in one packet: both answered, in order, on the same connection.
+        sock.sendall(
+            b"GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        first, second = _read_response(sock, buffer), _read_response(sock, buffer)
+        assert (first[0], second[0]) == (404, 200)
+        assert second[1]["connection"] == "keep-alive"
+
+
+def test_signed_request_with_content_length_and_chunked(
+    server: ServedProcess, signed_body: bytes, sign: Callable[[bytes], bytes]
+) -> None:
+    with _connect(server) as sock:
+        buffer = bytearray()
+        sock.sendall(_post(signed_body))
+        status, headers, body = _read_response(sock, buffer)
+        assert status == 200 and b">OK</" in body, body[:300]
+        assert headers["content-type"] == "text/xml; charset=utf-8"
+        # The same connection, a fresh request, sent chunked (as a streaming client would).
+        again = sign(request_envelope((bf.FULL, bf.FIN, "en")))
+        head = (
+            "POST /soap HTTP/1.1\r\nHost: t\r\nContent-Type: text/xml; charset=utf-8\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
+        sock.sendall(head.encode() + _chunked(again))
+        status, _, body = _read_response(sock, buffer)
+        assert status == 200 and b">OK</" in body, body[:300]
+
+
+def test_expect_100_continue(server: ServedProcess, signed_body: bytes) -> None:
+    with _connect(server) as sock:
+        sock.sendall(
+            _post(b"", "Expect: 100-continue\r\n").replace(
+                b"Length: 0", b"Length: %d" % len(signed_body)
+            )
+        )
+        interim = sock.recv(64)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        buffer = bytearray(interim[len(b"HTTP/1.1 100 Continue\r\n\r\n") :])
+        sock.sendall(signed_body)
+        status, _, body = _read_response(sock, buffer)
+        assert status == 200 and b">OK</" in body
+
+
+@pytest.mark.parametrize(
+    ("name", "request_bytes", "status"),
+    [
+        ("garbage", b"HELLO\r\n\r\n", 400),
+        ("no_version", b"GET /healthz\r\n\r\n", 400),
+        ("http2_preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+        ("http_0_9_version", b"GET /healthz HTTP/0.9\r\n\r\n", 505),
+        ("absolute_form", b"GET http://x/healthz HTTP/1.1\r\n\r\n", 400),
+        ("folded_header", b"GET /healthz HTTP/1.1\r\nHost: t\r\n x: y\r\n\r\n", 400),
+        ("space_in_name", b"GET /healthz HTTP/1.1\r\nHo st: t\r\n\r\n", 400),
+        (
+            "both_framings",
+            b"POST /soap HTTP/1.1\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            "two_lengths",
+            b"POST /soap HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            400,
+        ),
+        ("signed_length", b"POST /soap HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello", 400),
+        ("gzip_coding", b"POST /soap HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        ("bad_chunk_size", b"POST /soap HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        ("too_many_fields", b"GET /healthz HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n", 431),
+        ("line_too_long", b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n", 400),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_malformed_requests_are_refused_and_closed(
+    server: ServedProcess, name: str, request_bytes: bytes, status: int
+) -> None:
+    with _connect(server) as sock:
+        sock.sendall(request_bytes)
+        got, headers, _ = _read_response(sock, bytearray())
+        assert got == status
+        assert headers["connection"] == "close"
+        assert _closed(sock)
+    # The worker is still there for the next client.
+    with _connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert _read_response(sock, bytearray())[0] == 200
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_body_over_the_limit_is_refused_unread(server: ServedProcess, framing: str) -> None:
+    body = b"<x>" + b"a" * (MAX_BODY * 2) + b"</x>"
+    with _connect(server) as sock:
+        if framing == "chunked":
+            head = (
+                b"POST /soap HTTP/1.1\r\nHost: t\r\nContent-Type: text/xml\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            sock.sendall(head + _chunked(body))
+        else:
+            sock.sendall(_post(b"").replace(b"Length: 0", b"Length: %d" % len(body)))
+        status, headers, _ = _read_response(sock, bytearray())
+        assert status == 413 and headers["connection"] == "close"
+        assert _closed(sock)
+
+
+def test_http_1_0_closes_and_head_has_no_body(server: ServedProcess) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /soap?wsdl HTTP/1.0\r\nHost: t\r\n\r\n")
+        status, headers, wsdl = _read_response(sock, bytearray())
+        assert status == 200 and wsdl.startswith(b"<?xml") and headers["connection"] == "close"
+        assert _closed(sock)
+    with _connect(server) as sock:
+        sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
+        buffer = bytearray()
+        while buffer.count(b"\r\n\r\n") < 2:
+            buffer += sock.recv(4096)
+        head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+        # The same length as the GET's body, and no body: the next bytes are the GET's answer.
+        assert b"Content-Length: 3\r\n" in head and rest.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_idle_and_half_sent_connections_are_closed(server: ServedProcess) -> None:
+    with _connect(server) as idle:
+        started = time.monotonic()
+        assert _closed(idle, within_s=10)
+        assert time.monotonic() - started < 6  # AZERSU_KEEPALIVE_S=2, checked about once a second
+
+
+def test_every_refused_soap_post_is_audited(server: ServedProcess) -> None:
+    """A 413 from the gateway is a request too: it gets an audit record (HTTP_413)."""
+    with _connect(server) as sock:
+        sock.sendall(_post(b"").replace(b"Length: 0", b"Length: %d" % (MAX_BODY + 1)))
+        assert _read_response(sock, bytearray())[0] == 413
+    records = [r for r in server.log_records() if r.get("message") == "request"]
+    assert any(r.get("outcome") == "HTTP_413" for r in records)
+
+
+# --------------------------------------------------------------------------- the parser alone
+
+
+def test_parse_head_gives_the_wsgi_environ() -> None:
+    request = parse_head(
+        b"POST /soap%20x?wsdl HTTP/1.1\r\nHost: e-gov.az:8080\r\nContent-Type: text/xml\r\n"
+        b"Content-Length: 12\r\nX-Road-Client: a\r\nX-Road-Client: b\r\nConnection: Keep-Alive"
+    )
+    environ = request.environ
+    assert environ["PATH_INFO"] == "/soap x" and environ["QUERY_STRING"] == "wsdl"
+    assert environ["CONTENT_TYPE"] == "text/xml" and environ["CONTENT_LENGTH"] == "12"
+    assert environ["HTTP_X_ROAD_CLIENT"] == "a,b" and request.keep_alive
+    assert parse_head(b"GET / HTTP/1.0\r\nHost: x").keep_alive is False
+    assert parse_head(b"GET / HTTP/1.1\r\nConnection: close").keep_alive is False
+
+
+@pytest.mark.parametrize(
+    ("data", "limit", "expected"),
+    [
+        (b"5\r\nhello\r\n0\r\n\r\n", 100, (b"hello", 15)),
+        (
+            b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT",
+            100,
+            (b"hello world", 44),
+        ),
+        (b"5\r\nhel", 100, None),
+        (b"5\r\nhello\r\n0\r\n", 100, None),
+        (b"a\r\n0123456789\r\n0\r\n\r\n", 4, (b"01234", 15)),
+    ],
+)
+def test_read_chunked(data: bytes, limit: int, expected: tuple[bytes, int] | None) -> None:
+    assert read_chunked(bytearray(data), 0, limit) == expected
+
+
+@pytest.mark.parametrize("data", [b"5\r\nhelloXX0\r\n\r\n", b"-1\r\n", b"x" * 2000])
+def test_read_chunked_refuses_malformed_chunks(data: bytes) -> None:
+    with pytest.raises(HttpError):
+        read_chunked(bytearray(data), 0, 100)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, "service.event_worker.EventLoopWorker"),
+        ({"replay_url": "redis://localhost:6379/0"}, "gthread"),
+        ({"billing_url": "postgresql://billing@db/billing"}, "gthread"),
+    ],
+)
+def test_worker_class_follows_where_requests_wait(overrides: dict[str, str], expected: str) -> None:
+    import dataclasses
+
+    assert worker_class(dataclasses.replace(Settings(), **overrides)) == expected
