@@ -46,6 +46,7 @@ import collections
 import contextlib
 import email.utils
 import errno
+import functools
 import io
 import os
 import re
@@ -252,6 +253,10 @@ class Connection:
 class EventLoopWorker(Worker):
     """A gunicorn worker whose one thread serves every connection of the process."""
 
+    alive: bool
+    nr: int
+    max_requests: int
+
     def init_process(self) -> None:
         """Set up the loop's state; gunicorn's init then loads the app and calls :meth:`run`."""
         self.selector = selectors.DefaultSelector()
@@ -259,6 +264,8 @@ class EventLoopWorker(Worker):
         self.committed: collections.deque[tuple[Connection, int, AuditUnavailable | None]]
         self.committed = collections.deque()
         self.buffered: collections.deque[Connection] = collections.deque()
+        name = self.sockets[0].getsockname() if self.sockets else ("", 0)
+        self.server_address = (str(name[0]), str(name[1])) if isinstance(name, tuple) else ("", "")
         self.accepting = False
         self.tokens = 0
         self._date = (0, "")
@@ -307,17 +314,25 @@ class EventLoopWorker(Worker):
                 self._drain_wakeups()
             elif isinstance(data, Connection):
                 if mask & selectors.EVENT_READ:
-                    self._on_readable(data)
-                if mask & selectors.EVENT_WRITE and data.sock.fileno() >= 0:
-                    self._flush(data)
+                    self._guarded(data, self._on_readable)
+                if mask & selectors.EVENT_WRITE and data.state == "writing":
+                    self._guarded(data, self._flush)
             else:
                 self._accept(key.fileobj)  # type: ignore[arg-type]
         self._deliver_committed()
         while self.buffered:
             connection = self.buffered.popleft()
             if connection.state == "reading":
-                self._advance(connection)
+                self._guarded(connection, self._advance)
         self._expire(time.monotonic())
+
+    def _guarded(self, connection: Connection, step: Callable[[Connection], None]) -> None:
+        """Run one step of a connection; a bug costs that connection, never the worker."""
+        try:
+            step(connection)
+        except Exception:
+            self.log.exception("the event loop failed on a connection; closing it")
+            self._close(connection)
 
     def _set_accepting(self, accepting: bool) -> None:
         if accepting == self.accepting:
@@ -353,7 +368,10 @@ class EventLoopWorker(Worker):
             if connection.state == "waiting":
                 # The commit did not come in time: fail closed, as the gateway does.
                 failure = AuditUnavailable(f"no commit within {self._audit_timeout():g} s")
-                self._respond_prepared(connection, failure)  # a late report is then ignored
+                # A late report is then ignored.
+                self._guarded(
+                    connection, functools.partial(self._respond_prepared, failure=failure)
+                )
             else:
                 self._close(connection)
 
@@ -440,7 +458,6 @@ class EventLoopWorker(Worker):
         environ = request.environ
         address = connection.address
         host, port = (address[0], str(address[1])) if isinstance(address, tuple) else ("", "")
-        server = self.sockets[0].getsockname() if self.sockets else ("", 0)
         environ.update(
             {
                 "wsgi.version": (1, 0),
@@ -453,8 +470,8 @@ class EventLoopWorker(Worker):
                 "SCRIPT_NAME": "",
                 "REMOTE_ADDR": host,
                 "REMOTE_PORT": port,
-                "SERVER_NAME": str(server[0]) if isinstance(server, tuple) else "",
-                "SERVER_PORT": str(server[1]) if isinstance(server, tuple) else "",
+                "SERVER_NAME": self.server_address[0],
+                "SERVER_PORT": self.server_address[1],
             }
         )
         if "HTTP_HOST" in environ:
@@ -492,7 +509,9 @@ class EventLoopWorker(Worker):
         while self.committed:
             connection, token, failure = self.committed.popleft()
             if connection.token == token and connection.state == "waiting":
-                self._respond_prepared(connection, failure)
+                self._guarded(
+                    connection, functools.partial(self._respond_prepared, failure=failure)
+                )
             # else: answered already (the commit came too late) or the connection is gone
 
     def _respond_prepared(self, connection: Connection, failure: AuditUnavailable | None) -> None:
@@ -542,6 +561,11 @@ class EventLoopWorker(Worker):
     def _respond(
         self, connection: Connection, status: str, headers: list[tuple[str, str]], body: bytes
     ) -> None:
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:  # gunicorn's max_requests
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+            connection.close_after = True
         lines = [f"HTTP/1.1 {status}"]
         has_length = False
         for name, value in headers:
@@ -559,7 +583,6 @@ class EventLoopWorker(Worker):
         connection.state = "writing"
         connection.deadline = time.monotonic() + WRITE_TIMEOUT_S
         connection.request = None
-        self.nr += 1
         self._flush(connection, registered=False)
 
     def _flush(self, connection: Connection, registered: bool = True) -> None:
