@@ -264,6 +264,7 @@ class EventLoopWorker(Worker):
         self.committed: collections.deque[tuple[Connection, int, AuditUnavailable | None]]
         self.committed = collections.deque()
         self.buffered: collections.deque[Connection] = collections.deque()
+        self.to_commit: list[tuple[Any, Callable[[AuditUnavailable | None], None]]] = []
         name = self.sockets[0].getsockname() if self.sockets else ("", 0)
         self.server_address = (str(name[0]), str(name[1])) if isinstance(name, tuple) else ("", "")
         self.accepting = False
@@ -319,12 +320,24 @@ class EventLoopWorker(Worker):
                     self._guarded(data, self._flush)
             else:
                 self._accept(key.fileobj)  # type: ignore[arg-type]
-        self._deliver_committed()
         while self.buffered:
             connection = self.buffered.popleft()
             if connection.state == "reading":
                 self._guarded(connection, self._advance)
+        self._commit_prepared()
+        self._deliver_committed()
         self._expire(time.monotonic())
+
+    def _commit_prepared(self) -> None:
+        """Hand the records of this turn's answers to the group committer, together.
+
+        Their answers could not leave before the turn ends anyway; queued
+        together they share one commit (one fsync) instead of one each.
+        """
+        audit = self.wsgi.audit
+        for entry, committed in self.to_commit:
+            audit.record_later(entry, committed)
+        self.to_commit.clear()
 
     def _guarded(self, connection: Connection, step: Callable[[Connection], None]) -> None:
         """Run one step of a connection; a bug costs that connection, never the worker."""
@@ -503,7 +516,7 @@ class EventLoopWorker(Worker):
             with contextlib.suppress(OSError):
                 os.write(self.PIPE[1], b".")
 
-        self.wsgi.audit.record_later(prepared.entry, committed)
+        self.to_commit.append((prepared.entry, committed))
 
     def _deliver_committed(self) -> None:
         while self.committed:
