@@ -66,6 +66,8 @@ from service.errors import AuditUnavailable
 REQUEST_TIMEOUT_S = 30.0
 #: Seconds an answer may take to leave (a client that doesn't read is dropped).
 WRITE_TIMEOUT_S = 30.0
+#: Seconds a stopping worker keeps its kept-alive connections open (gthread's value).
+STOP_KEEPALIVE_LINGER = 2.0
 MAX_REQUEST_LINE = 4094
 MAX_HEADER_FIELDS = 100
 MAX_HEADER_FIELD = 8190
@@ -288,12 +290,16 @@ class EventLoopWorker(Worker):
                 self.log.info("Parent changed, shutting down: %s", self)
                 break
         self._set_accepting(False)
-        graceful = time.monotonic() + self.cfg.graceful_timeout
-        for connection in list(self.connections.values()):
+        # Requests in flight finish (their answers say "Connection: close").
+        # Kept-alive connections stay open STOP_KEEPALIVE_LINGER at most, as
+        # in gthread: a request a client is already sending on one is
+        # answered, not dropped.
+        now = time.monotonic()
+        graceful = now + self.cfg.graceful_timeout
+        for connection in self.connections.values():
+            connection.close_after = True
             if connection.state == "idle":
-                self._close(connection)
-            else:
-                connection.close_after = True
+                connection.deadline = min(connection.deadline, now + STOP_KEEPALIVE_LINGER)
         while self.connections and time.monotonic() < graceful:
             self.notify()
             self._turn(0.2)
