@@ -34,6 +34,7 @@ from service.signing.material import TrustMaterial, read_trust_material
 
 log = logging.getLogger("service.serving")
 GRACEFUL_TIMEOUT_S = 30
+EVENT_WORKER = "service.event_worker.EventLoopWorker"
 
 
 class GunicornServer(BaseApplication):
@@ -103,17 +104,22 @@ class GunicornServer(BaseApplication):
 
 
 def worker_class(settings: Settings) -> str:
-    """Return the gunicorn worker class for these settings.
+    """Return the gunicorn worker class for ``AZERSU_WORKER``.
 
-    The event-loop worker (:mod:`service.event_worker`) when every wait of a
-    request is local -- SQLite billing, the in-memory replay cache -- and
-    there is no TLS to terminate; gunicorn's gthread otherwise, whose
-    threads overlap the waits on a network database or Redis.
+    "auto" takes the event-loop worker (:mod:`service.event_worker`) when no
+    request waits on the network -- SQLite billing, the in-memory replay
+    cache -- and there is no TLS to terminate, and gunicorn's gthread
+    otherwise, whose threads overlap the waits on a network database or
+    Redis.
     """
+    if settings.worker == "event":
+        return EVENT_WORKER
+    if settings.worker == "gthread":
+        return "gthread"
     local_billing = settings.resolved_billing_url.startswith("sqlite")
     if settings.tls_enabled or settings.replay_url or not local_billing:
         return "gthread"
-    return "service.event_worker.EventLoopWorker"
+    return EVENT_WORKER
 
 
 def _child_exit(_arbiter: Any, worker: Any) -> None:

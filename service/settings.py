@@ -71,6 +71,12 @@ class Settings:
     workers: int = 2
     threads: int = 4
     keepalive_s: int = 5
+    #: The kind of gunicorn worker: "event" (one event loop per process, see
+    #: service.event_worker), "gthread" (gunicorn's threads; ``threads`` is
+    #: for it only) or "auto" (default): event with SQLite billing, the
+    #: in-memory replay cache and no TLS, where a request never waits on the
+    #: network; gthread otherwise, whose threads overlap those waits.
+    worker: str = "auto"
     #: Log level of the service's own loggers.
     log_level: str = "INFO"
 
@@ -172,6 +178,12 @@ class Settings:
                 raise ConfigurationError(env_name(name), "must be at least 1")
         if self.xroad_mode not in ("off", "accept", "require"):
             raise ConfigurationError("AZERSU_XROAD_MODE", "must be off, accept or require")
+        if self.worker not in ("auto", "event", "gthread"):
+            raise ConfigurationError("AZERSU_WORKER", "must be auto, event or gthread")
+        if self.worker == "event" and self.tls_enabled:
+            raise ConfigurationError(
+                "AZERSU_WORKER", "the event worker does not do TLS: use gthread (or auto)"
+            )
         if self.wsse_mode not in ("off", "require"):
             raise ConfigurationError("AZERSU_WSSE_MODE", "must be require or off")
         tls = (self.tls_cert, self.tls_key, self.tls_client_ca)

@@ -290,6 +290,11 @@ def test_read_chunked_refuses_malformed_chunks(data: bytes) -> None:
         ({}, "service.event_worker.EventLoopWorker"),
         ({"replay_url": "redis://localhost:6379/0"}, "gthread"),
         ({"billing_url": "postgresql://billing@db/billing"}, "gthread"),
+        ({"worker": "gthread"}, "gthread"),
+        (
+            {"worker": "event", "billing_url": "postgresql://billing@db/billing"},
+            "service.event_worker.EventLoopWorker",
+        ),
     ],
 )
 def test_worker_class_follows_where_requests_wait(overrides: dict[str, str], expected: str) -> None:

@@ -70,8 +70,9 @@ def served(tmp_path: Path, pki, billing_copy: Path):
         server.stop()
 
 
-def test_health_readiness_and_metrics(served, portal_identity, trust) -> None:
-    server = served(AZERSU_WORKERS="2", AZERSU_THREADS="1")
+@pytest.mark.parametrize("worker", ["event", "gthread"])
+def test_health_readiness_and_metrics(served, portal_identity, trust, worker: str) -> None:
+    server = served(AZERSU_WORKERS="2", AZERSU_THREADS="2", AZERSU_WORKER=worker)
     client = StatementClient(server.url, portal_identity, trust)
     for _ in range(3):
         assert client.call(bf.FULL, bf.FIN).response.Status == "OK"
@@ -91,6 +92,8 @@ def test_health_readiness_and_metrics(served, portal_identity, trust) -> None:
     assert 'azersu_requests_total{outcome="SUBSCRIBER_CODE_EMPTY"} 1.0' in metrics
     assert "azersu_request_duration_seconds_bucket" in metrics
     assert "azersu_signing_certificate_days_left" in metrics
+    expected = "gthread" if worker == "gthread" else "service.event_worker.EventLoopWorker"
+    assert f"Using worker: {expected}" in server.log_text()
 
 
 def test_one_json_log_line_per_request_without_personal_data(served, portal_identity, trust):

@@ -56,6 +56,16 @@ def test_settings_file_and_environment_precedence(tmp_path: Path) -> None:
         ({"AZERSU_SUBSCRIBER_CODE_PATTERN": "(["}, "AZERSU_SUBSCRIBER_CODE_PATTERN"),
         ({"AZERSU_BILING_URL": "sqlite://"}, "AZERSU_BILING_URL"),  # misspelt: refused
         ({"AZERSU_SETTINGS_FILE": "/nonexistent/azersu.env"}, "AZERSU_SETTINGS_FILE"),
+        ({"AZERSU_WORKER": "gevent"}, "AZERSU_WORKER"),
+        (
+            {
+                "AZERSU_WORKER": "event",
+                "AZERSU_TLS_CERT": "c.pem",
+                "AZERSU_TLS_KEY": "k.pem",
+                "AZERSU_TLS_CLIENT_CA": "ca.pem",
+            },
+            "AZERSU_WORKER",
+        ),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], setting: str) -> None:
