@@ -1,10 +1,12 @@
 """Throughput and latency of the full request path under load (``make bench``).
 
 What it measures: the production serving configuration -- gunicorn started by
-``python -m service serve`` (2 workers by default, gthread with
-``--threads``), WS-Security verification of every request, the billing read,
-the Statement's signature, the response's signature and the committed audit
-record -- on a demo billing database of 100,000 subscribers.
+``python -m service serve`` (2 workers by default, the worker class
+``AZERSU_WORKER`` picks: the event-loop worker for this SQLite set-up,
+``--worker gthread`` for gunicorn's threads), WS-Security verification of
+every request, the billing read, the Statement's signature, the response's
+signature and the committed audit record -- on a demo billing database of
+100,000 subscribers.
 
 Method:
 
@@ -451,6 +453,7 @@ class BenchServer:
         *,
         workers: int,
         threads: int,
+        worker: str = "auto",
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
@@ -466,6 +469,7 @@ class BenchServer:
             AZERSU_BILLING_URL=f"sqlite:///{billing_db}",
             AZERSU_WORKERS=str(workers),
             AZERSU_THREADS=str(threads),
+            AZERSU_WORKER=worker,
         )
         env.update(extra_env or {})
         self.env = env
@@ -503,6 +507,16 @@ class BenchServer:
                 data += chunk
         head, _, body = bytes(data).partition(b"\r\n\r\n")
         return int(head[9:12]), body
+
+    def worker_class(self) -> str:
+        """Return the worker class gunicorn reported at start ("Using worker: ...")."""
+        match = re.search(
+            r"Using worker: (\S+?)\"?[,}\s]", self.log_path.read_text(errors="replace")
+        )
+        if match is None:
+            return "unknown"
+        name = match.group(1)
+        return f"{name} x {self.env['AZERSU_THREADS']} threads" if name == "gthread" else name
 
     def worker_pids(self) -> list[int]:
         """Return the pids of the gunicorn workers (the master's children)."""
@@ -987,8 +1001,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     floor = report["crypto_floor"]
     lines = [
         f"Machine: {describe_machine(report['machine'])}.",
-        f"Server: gunicorn, {report['config']['workers']} workers x "
-        f"{report['config']['threads']} threads (gthread), demo database of "
+        f"Server: gunicorn, {report['config']['workers']} workers "
+        f"({report['config']['worker_class']}), demo database of "
         f"{report['config']['subscribers']:,} subscribers (SQLite), audit in SQLite "
         "(WAL, synchronous=FULL); load generator on the same machine.",
         f"Cryptographic floor (one RSA-2048 signature + one verification, `cryptography`): "
@@ -1058,6 +1072,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=defaults.threads, help="threads per worker (gthread)"
     )
     parser.add_argument(
+        "--worker",
+        default=defaults.worker,
+        choices=("auto", "event", "gthread"),
+        help="AZERSU_WORKER (default auto: the event-loop worker here)",
+    )
+    parser.add_argument(
         "--min-requests", type=int, default=20_000, help="signed requests over the run (20000)"
     )
     parser.add_argument("--warmup", type=int, default=400, help="warm-up requests (400)")
@@ -1095,8 +1115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     var_dir = Path(tempfile.mkdtemp(prefix="run-", dir=WORK_DIR))
     pki = init_pki(var_dir / "pki")
-    print(f"server: {args.workers} workers x {args.threads} threads, var {var_dir}", flush=True)
-    server = BenchServer(pki, db, var_dir, workers=args.workers, threads=args.threads)
+    print(f"server: {args.workers} workers, worker {args.worker}, var {var_dir}", flush=True)
+    server = BenchServer(
+        pki, db, var_dir, workers=args.workers, threads=args.threads, worker=args.worker
+    )
     factory = RequestFactory(pki, subscribers, server.port, args.generator_processes)
     report: dict[str, Any] = {
         "benchmark": "bench/load.py",
@@ -1106,6 +1128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": {
             "workers": args.workers,
             "threads": args.threads,
+            "worker_class": server.worker_class(),
             "subscribers": args.subscribers,
             "duration_s": args.duration,
             "levels": levels,

@@ -315,6 +315,8 @@ class EventLoopWorker(Worker):
             if exc.errno != errno.EINTR:
                 raise
             events = []
+        # Answers whose records are on disk leave first, before this turn's new requests.
+        self._deliver_committed()
         for key, mask in events:
             data = key.data
             if data is None:
@@ -331,7 +333,6 @@ class EventLoopWorker(Worker):
             if connection.state == "reading":
                 self._guarded(connection, self._advance)
         self._commit_prepared()
-        self._deliver_committed()
         self._expire(time.monotonic())
 
     def _commit_prepared(self) -> None:

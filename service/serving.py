@@ -12,6 +12,9 @@
 * Metrics: prometheus_client's multiprocess mode, in a fresh folder under
   ``var/`` that the master creates; a dead worker's gauges are dropped.
 * Logs: JSON lines on stderr (:mod:`service.json_logging`).
+* Workers: ``AZERSU_WORKER`` (:func:`worker_class`): the event-loop worker of
+  :mod:`service.event_worker` when no request waits on the network, else
+  gunicorn's gthread.
 """
 
 from __future__ import annotations

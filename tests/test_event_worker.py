@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.event_worker import HttpError, parse_head, read_chunked
 from service.serving import worker_class
@@ -301,3 +303,48 @@ def test_worker_class_follows_where_requests_wait(overrides: dict[str, str], exp
     import dataclasses
 
     assert worker_class(dataclasses.replace(Settings(), **overrides)) == expected
+
+
+# --------------------------------------------------------------------------- fuzzing the parser
+
+_HEAD_PARTS = st.sampled_from(
+    [
+        b"GET / HTTP/1.1",
+        b"POST /soap HTTP/1.1",
+        b"Content-Length: 5",
+        b"Content-Length: -1",
+        b"Transfer-Encoding: chunked",
+        b"Connection: close",
+        b"Expect: 100-continue",
+        b"Host: x",
+        b" folded",
+        b":",
+        b"\x00",
+        b"HTTP/1.0",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_HEAD_PARTS, st.binary(max_size=40)), max_size=12))
+def test_parse_head_raises_only_http_errors(parts: list[bytes]) -> None:
+    try:
+        request = parse_head(b"\r\n".join(parts))
+    except HttpError as error:
+        assert error.code in (400, 431, 501, 505)
+    else:
+        assert request.environ["REQUEST_METHOD"].isalpha()
+        assert request.length >= 0
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=200), st.integers(min_value=0, max_value=64))
+def test_read_chunked_raises_only_http_errors(data: bytes, limit: int) -> None:
+    try:
+        result = read_chunked(bytearray(data), 0, limit)
+    except HttpError as error:
+        assert error.code == 400
+    else:
+        if result is not None:
+            body, end = result
+            assert len(body) <= limit + 1 and 0 < end <= len(data)
