@@ -365,21 +365,27 @@ class EventLoopWorker(Worker):
         self.accepting = accepting
 
     def _accept(self, listener: socket.socket) -> None:
-        for _ in range(64):
-            try:
-                sock, address = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # e.g. EMFILE: leave it to the next turn
-                if exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
-                    self.log.warning("accept failed: %s", exc)
-                return
-            sock.setblocking(False)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = Connection(sock, address, time.monotonic() + self.cfg.keepalive)
-            self.connections[sock.fileno()] = connection
-            self.selector.register(sock, selectors.EVENT_READ, connection)
+        """Accept one connection per turn.
+
+        The workers share the listening socket, and a service bus keeps its
+        connections open for long: a worker that took every waiting
+        connection at once would serve them all while the other idles.
+        Taking one per turn leaves the next to whichever worker is free first.
+        """
+        try:
+            sock, address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # e.g. EMFILE: leave it to the next turn
+            if exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
+                self.log.warning("accept failed: %s", exc)
+            return
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = Connection(sock, address, time.monotonic() + self.cfg.keepalive)
+        self.connections[sock.fileno()] = connection
+        self.selector.register(sock, selectors.EVENT_READ, connection)
 
     def _expire(self, now: float) -> None:
         for connection in list(self.connections.values()):
