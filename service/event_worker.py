@@ -270,6 +270,7 @@ class EventLoopWorker(Worker):
         name = self.sockets[0].getsockname() if self.sockets else ("", 0)
         self.server_address = (str(name[0]), str(name[1])) if isinstance(name, tuple) else ("", "")
         self.accepting = False
+        self._last_heartbeat = 0.0
         self.tokens = 0
         self._date = (0, "")
         super().init_process()
@@ -283,7 +284,7 @@ class EventLoopWorker(Worker):
         self.selector.register(self.PIPE[0], selectors.EVENT_READ, None)
         self._set_accepting(True)
         while self.alive:
-            self.notify()
+            self._heartbeat()
             self._set_accepting(len(self.connections) < self.cfg.worker_connections)
             self._turn(1.0)
             if self.ppid != os.getppid():
@@ -301,7 +302,7 @@ class EventLoopWorker(Worker):
             if connection.state == "idle":
                 connection.deadline = min(connection.deadline, now + STOP_KEEPALIVE_LINGER)
         while self.connections and time.monotonic() < graceful:
-            self.notify()
+            self._heartbeat()
             self._turn(0.2)
         for connection in list(self.connections.values()):
             self._close(connection)
@@ -650,6 +651,13 @@ class EventLoopWorker(Worker):
         connection.token = 0
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        """Tell the master the worker lives, once a second (a file timestamp: a syscall)."""
+        now = time.monotonic()
+        if now - self._last_heartbeat >= 1.0:
+            self._last_heartbeat = now
+            self.notify()
 
     def _drain_wakeups(self) -> None:
         try:
