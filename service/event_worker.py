@@ -61,6 +61,7 @@ from urllib.parse import unquote_to_bytes
 from gunicorn.workers.base import Worker
 
 from service.errors import AuditUnavailable
+from service.soap_gateway import call_wsgi
 
 #: Seconds a started request may take to arrive in full (slow clients are dropped).
 REQUEST_TIMEOUT_S = 30.0
@@ -271,6 +272,7 @@ class EventLoopWorker(Worker):
         self.server_address = (str(name[0]), str(name[1])) if isinstance(name, tuple) else ("", "")
         self.accepting = False
         self._last_heartbeat = 0.0
+        self._next_expiry_check = 0.0
         self.tokens = 0
         self._date = (0, "")
         super().init_process()
@@ -389,6 +391,10 @@ class EventLoopWorker(Worker):
         self.selector.register(sock, selectors.EVENT_READ, connection)
 
     def _expire(self, now: float) -> None:
+        """Act on connections past their deadline (checked at most four times a second)."""
+        if now < self._next_expiry_check:
+            return
+        self._next_expiry_check = now + 0.25
         for connection in list(self.connections.values()):
             if now < connection.deadline:
                 continue
@@ -547,22 +553,8 @@ class EventLoopWorker(Worker):
         self._respond(connection, status, headers, payload)
 
     def _call_wsgi(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-        captured: dict[str, Any] = {}
-
-        def start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Any:
-            captured["status"], captured["headers"] = status, headers
-            return lambda data: None
-
         try:
-            result = self.wsgi(environ, start_response)
-            try:
-                body = b"".join(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            status, headers, body = call_wsgi(self.wsgi, environ)
         except Exception:
             self.log.exception("the application failed")
             return (
@@ -571,10 +563,10 @@ class EventLoopWorker(Worker):
                 b"internal error\n",
             )
         if environ["REQUEST_METHOD"] == "HEAD":
-            headers = [h for h in captured["headers"] if h[0].lower() != "content-length"]
+            headers = [h for h in headers if h[0].lower() != "content-length"]
             headers.append(("Content-Length", str(len(body))))
-            return captured["status"], headers, b""
-        return captured["status"], captured["headers"], body
+            return status, headers, b""
+        return status, headers, body
 
     def _refuse(self, connection: Connection, error: HttpError) -> None:
         self.log.debug("request refused: %s %s", error.code, error)

@@ -79,6 +79,27 @@ _ACCEPTED_MEDIA_TYPES = ("text/xml",)
 _FAULTCODE_PATH = f"{{{ns.SOAP11_ENV}}}Body/{{{ns.SOAP11_ENV}}}Fault/faultcode"
 
 
+def call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run a WSGI application to the end; return its status, headers and whole body."""
+    captured: dict[str, Any] = {"status": "500 Internal Server Error", "headers": []}
+    written: list[bytes] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        captured["status"], captured["headers"] = status, headers
+        return written.append  # WSGI's legacy write(): kept, in order
+
+    result = app(environ, start_response)
+    try:
+        written.extend(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return captured["status"], captured["headers"], b"".join(written)
+
+
 def fault_envelope(fault: ServiceFault) -> etree._Element:
     """Return a SOAP 1.1 Fault envelope for ``fault`` (code and plain string only)."""
     nsmap = {"soap11env": ns.SOAP11_ENV}
@@ -380,19 +401,8 @@ class SoapGateway:
         inner[SIGNER_ENVIRON_KEY] = admitted.signer
         inner[AUDIT_ENVIRON_KEY] = entry
         inner[XROAD_ENVIRON_KEY] = admitted.xroad
-        captured: dict[str, str] = {}
-
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-            captured["status"] = status
-
         try:
-            result = self.soap_app(inner, capture)
-            try:
-                payload = b"".join(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            status, _headers, payload = call_wsgi(self.soap_app, inner)
             envelope = etree.fromstring(payload, etree.XMLParser(resolve_entities=False))
         except Exception as exc:  # Spyne maps its errors itself; this is a last resort
             log.exception("the SOAP application failed")
@@ -404,9 +414,7 @@ class SoapGateway:
             entry.statement_number = ""
             if entry.outcome == BillingUnavailable.faultcode:
                 self.metrics.database_errors.labels(store="billing").inc()
-        return self._signed(
-            captured.get("status", "500 Internal Server Error"), envelope, entry, echo
-        )
+        return self._signed(status, envelope, entry, echo)
 
     def _signed(
         self,
