@@ -71,7 +71,8 @@ def instrument() -> None:
     timed(handler, "build_statement", "  of which the billing reads and sums")
     timed(statement_signature.StatementSigner, "sign", "sign the Statement")
     timed(wsse.WsseSigner, "sign", "sign the envelope")
-    timed(gateway.SoapGateway, "_record", "audit wait, metrics, log line")
+    timed(audit.AuditStore, "record", "audit wait (the commit's hand-off)")
+    timed(gateway.SoapGateway, "complete", "metrics, log line")
     timed(audit.AuditStore, "insert_now", "audit commit (its own thread)")
 
 
