@@ -8,6 +8,7 @@ chooses); these cases are the HTTP edges that zeep and requests never send.
 from __future__ import annotations
 
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +16,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from service.event_worker import HttpError, parse_head, read_chunked
 from service.serving import worker_class
 from service.settings import Settings
+from service.signing.wsse import WsseVerifier
 from tests import billing_fixtures as bf
 from tests.gunicorn_process import ServedProcess, service_env
 from tests.test_properties import request_envelope
@@ -348,3 +351,44 @@ def test_read_chunked_raises_only_http_errors(data: bytes, limit: int) -> None:
         if result is not None:
             body, end = result
             assert len(body) <= limit + 1 and 0 < end <= len(data)
+
+
+def test_no_answer_leaves_without_its_record(
+    billing_db: str,
+    pki: dict[str, Path],
+    tmp_path: Path,
+    signed_body: bytes,
+    sign: Callable[[bytes], bytes],
+    trust,
+) -> None:
+    """The deferred path fails closed: a record that can't be committed withholds the answer."""
+    audit = tmp_path / "audit.sqlite"
+    env = service_env(
+        pki,
+        AZERSU_BILLING_URL=billing_db,
+        AZERSU_REPORT_PERIOD=bf.REPORT_PERIOD,
+        AZERSU_VAR_DIR=str(tmp_path / "var"),
+        AZERSU_AUDIT_URL=f"sqlite:///{audit}",
+        AZERSU_WORKERS="1",
+    )
+    served = ServedProcess(env, tmp_path / "serve.log")
+    try:
+        with _connect(served) as sock:
+            buffer = bytearray()
+            sock.sendall(_post(signed_body))
+            status, _, body = _read_response(sock, buffer)
+            assert status == 200 and b">OK</" in body
+            with sqlite3.connect(audit) as outside:
+                outside.execute("DROP TABLE audit_record")
+            # A fresh, valid request: its statement is built and signed, then withheld.
+            sock.sendall(_post(sign(request_envelope((bf.FULL, bf.FIN, "en")))))
+            status, _, body = _read_response(sock, buffer)
+        assert status == 500
+        root = etree.fromstring(body)
+        WsseVerifier(trust, None).verify(root)  # the refusal is signed
+        assert root.findtext(".//faultcode").endswith("Server.AuditUnavailable")
+        assert b"Statement" not in body and bf.AZ_LAST.encode() not in body
+        outcomes = [r.get("outcome") for r in served.log_records() if r.get("message") == "request"]
+        assert outcomes == ["OK", "Server.AuditUnavailable"]
+    finally:
+        assert served.stop() == 0, served.log_text()
