@@ -103,7 +103,7 @@ class Request:
         self.length = 0
         self.chunked = False
         self.expect_continue = False
-        self.body = bytearray()
+        self.body = b""
 
 
 def parse_head(head: bytes) -> Request:
@@ -461,7 +461,7 @@ class EventLoopWorker(Worker):
                 self._maybe_continue(connection)
                 return False
             body, end_offset = decoded
-            request.body = bytearray(body)
+            request.body = body
             if len(body) > limit:
                 connection.close_after = True
             del buffer[:end_offset]
@@ -474,7 +474,7 @@ class EventLoopWorker(Worker):
         if len(buffer) - start < request.length:
             self._maybe_continue(connection)
             return False
-        request.body = buffer[start : start + request.length]
+        request.body = bytes(buffer[start : start + request.length])
         del buffer[: start + request.length]
         return True
 
@@ -495,7 +495,7 @@ class EventLoopWorker(Worker):
             {
                 "wsgi.version": (1, 0),
                 "wsgi.url_scheme": "http",
-                "wsgi.input": io.BytesIO(bytes(request.body)),
+                "wsgi.input": io.BytesIO(request.body),
                 "wsgi.errors": sys.stderr,
                 "wsgi.multithread": False,
                 "wsgi.multiprocess": True,
@@ -573,9 +573,9 @@ class EventLoopWorker(Worker):
         connection.close_after = True
         connection.request = None
         self.selector.unregister(connection.sock)
-        body = f"{_REASONS.get(error.code, 'Bad Request')}\n".encode()
-        status = f"{error.code} {_REASONS.get(error.code, 'Bad Request')}"
-        self._respond(connection, status, [("Content-Type", "text/plain; charset=utf-8")], body)
+        reason = _REASONS.get(error.code, "Bad Request")
+        headers = [("Content-Type", "text/plain; charset=utf-8")]
+        self._respond(connection, f"{error.code} {reason}", headers, f"{reason}\n".encode())
 
     def _respond(
         self, connection: Connection, status: str, headers: list[tuple[str, str]], body: bytes

@@ -36,6 +36,21 @@ def service_env(pki: dict[str, Path], **overrides: str) -> dict[str, str]:
     return env
 
 
+def fixture_service_env(
+    pki: dict[str, Path], billing_url: str, var_dir: Path, **overrides: str
+) -> dict[str, str]:
+    """Return :func:`service_env` for one worker on the hand-made billing data (period pinned)."""
+    from tests.billing_fixtures import REPORT_PERIOD
+
+    settings = {
+        "AZERSU_BILLING_URL": billing_url,
+        "AZERSU_REPORT_PERIOD": REPORT_PERIOD,
+        "AZERSU_VAR_DIR": str(var_dir),
+        "AZERSU_WORKERS": "1",
+    }
+    return service_env(pki, **{**settings, **overrides})
+
+
 class ServedProcess:
     """A gunicorn master with its workers, its stderr kept in a file."""
 
@@ -119,17 +134,8 @@ def gunicorn_server(
     billing_db: str, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """Serve the hand-made billing data with ``azersu-statement serve``; yield its /soap URL."""
-    from tests.billing_fixtures import REPORT_PERIOD
-
     folder = tmp_path_factory.mktemp("gunicorn")
-    env = service_env(
-        pki,
-        AZERSU_BILLING_URL=billing_db,
-        AZERSU_REPORT_PERIOD=REPORT_PERIOD,
-        AZERSU_VAR_DIR=str(folder / "var"),
-        AZERSU_WORKERS="1",
-        AZERSU_THREADS="2",
-    )
+    env = fixture_service_env(pki, billing_db, folder / "var", AZERSU_THREADS="2")
     server = ServedProcess(env, folder / "serve.log")
     yield server.url
     assert server.stop() == 0, server.log_text()

@@ -23,7 +23,7 @@ from service.serving import worker_class
 from service.settings import Settings
 from service.signing.wsse import WsseVerifier
 from tests import billing_fixtures as bf
-from tests.gunicorn_process import ServedProcess, service_env
+from tests.gunicorn_process import ServedProcess, fixture_service_env
 from tests.test_properties import request_envelope
 
 MAX_BODY = 4096
@@ -34,12 +34,10 @@ def server(
     billing_db: str, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedProcess]:
     folder = tmp_path_factory.mktemp("event-worker")
-    env = service_env(
+    env = fixture_service_env(
         pki,
-        AZERSU_BILLING_URL=billing_db,
-        AZERSU_REPORT_PERIOD=bf.REPORT_PERIOD,
-        AZERSU_VAR_DIR=str(folder / "var"),
-        AZERSU_WORKERS="1",
+        billing_db,
+        folder / "var",
         AZERSU_KEEPALIVE_S="2",
         AZERSU_MAX_BODY_BYTES=str(MAX_BODY),
     )
@@ -363,13 +361,8 @@ def test_no_answer_leaves_without_its_record(
 ) -> None:
     """The deferred path fails closed: a record that can't be committed withholds the answer."""
     audit = tmp_path / "audit.sqlite"
-    env = service_env(
-        pki,
-        AZERSU_BILLING_URL=billing_db,
-        AZERSU_REPORT_PERIOD=bf.REPORT_PERIOD,
-        AZERSU_VAR_DIR=str(tmp_path / "var"),
-        AZERSU_AUDIT_URL=f"sqlite:///{audit}",
-        AZERSU_WORKERS="1",
+    env = fixture_service_env(
+        pki, billing_db, tmp_path / "var", AZERSU_AUDIT_URL=f"sqlite:///{audit}"
     )
     served = ServedProcess(env, tmp_path / "serve.log")
     try:

@@ -20,7 +20,7 @@ from service.signing.wsse import WsseVerifier
 from service.wsdl.namespaces import TNS
 from service.xroad import XID, XRD, build_request_headers, canonical_blocks, header_blocks
 from tests import billing_fixtures as bf
-from tests.gunicorn_process import ServedProcess, service_env
+from tests.gunicorn_process import ServedProcess, fixture_service_env
 from tests.test_app import HEADERS, envelope, request_body
 
 SOAP = ns.SOAP11_ENV
@@ -335,12 +335,10 @@ def test_wsdl_declares_the_headers_on_every_operation(live_server) -> None:
 
 
 def test_tls_client_certificate_mode(tmp_path: Path, pki, billing_db) -> None:
-    env = service_env(
+    env = fixture_service_env(
         pki,
-        AZERSU_BILLING_URL=billing_db,
-        AZERSU_REPORT_PERIOD=bf.REPORT_PERIOD,
-        AZERSU_VAR_DIR=str(tmp_path / "var"),
-        AZERSU_WORKERS="1",
+        billing_db,
+        tmp_path / "var",
         AZERSU_WSSE_MODE="off",
         AZERSU_XROAD_MODE="require",
         AZERSU_TLS_CERT=str(pki["service.pem"]),
