@@ -38,6 +38,23 @@ Limits, as gunicorn's defaults: a request line of at most 4094 bytes, at most
 connection is closed); at most ``worker_connections`` open connections; an
 idle connection closes after ``keepalive`` seconds, a request that doesn't
 arrive in full within ``REQUEST_TIMEOUT_S`` is dropped.
+
+Closing, the loop keeps its word to the client (RFC 9112 section 9.6):
+
+* an answer says ``Connection: close`` exactly when the connection is closed
+  after it.  A worker told to stop while an answer is being written doesn't
+  close a connection that answer declared kept alive: the client may be
+  sending its next request on it already.  That request is answered (with
+  ``Connection: close``) within ``STOP_KEEPALIVE_LINGER``.  A CI run of the
+  SIGHUP test lost a request to this: SIGTERM came between the answer's head
+  and the close, and the client's next request was already in the socket;
+* after its last answer a connection is half-closed (FIN) and what the client
+  still sends is read and dropped until it closes too, for
+  ``CLOSE_LINGER_S`` and ``CLOSE_LINGER_BYTES`` at most.  Closing a socket
+  with unread data makes the kernel send a reset, which can destroy the
+  answer before the client reads it;
+* an idle connection whose time is up is not closed while a request is
+  already waiting on it.
 """
 
 from __future__ import annotations
@@ -69,6 +86,9 @@ REQUEST_TIMEOUT_S = 30.0
 WRITE_TIMEOUT_S = 30.0
 #: Seconds a stopping worker keeps its kept-alive connections open (gthread's value).
 STOP_KEEPALIVE_LINGER = 2.0
+#: Seconds, and bytes, a closing connection is drained after its last answer (see ``_linger``).
+CLOSE_LINGER_S = 2.0
+CLOSE_LINGER_BYTES = 1 << 20
 MAX_REQUEST_LINE = 4094
 MAX_HEADER_FIELDS = 100
 MAX_HEADER_FIELD = 8190
@@ -229,6 +249,7 @@ class Connection:
         "close_after",
         "continued",
         "deadline",
+        "drain_budget",
         "head_end",
         "out",
         "pending",
@@ -245,11 +266,13 @@ class Connection:
         self.request: Request | None = None
         self.head_end = 0
         self.out = memoryview(b"")
-        self.state = "idle"  # idle, reading, waiting (for the audit commit), writing
+        # idle, reading, waiting (for the audit commit), writing, closing (lingering), closed
+        self.state = "idle"
         self.deadline = deadline
         self.close_after = False
         self.token = 0  # which request a late audit callback belongs to
         self.continued = False
+        self.drain_budget = 0  # bytes still read and dropped while closing
         self.pending: Any = None  # the prepared answer waiting for its audit commit
 
 
@@ -262,6 +285,11 @@ class EventLoopWorker(Worker):
 
     def init_process(self) -> None:
         """Set up the loop's state; gunicorn's init then loads the app and calls :meth:`run`."""
+        self.init_loop()
+        super().init_process()
+
+    def init_loop(self) -> None:
+        """Create the selector and the loop's queues (also used by tests, without a fork)."""
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, Connection] = {}
         self.committed: collections.deque[tuple[Connection, int, AuditUnavailable | None]]
@@ -275,7 +303,6 @@ class EventLoopWorker(Worker):
         self._next_expiry_check = 0.0
         self.tokens = 0
         self._date = (0, "")
-        super().init_process()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -293,14 +320,13 @@ class EventLoopWorker(Worker):
                 self.log.info("Parent changed, shutting down: %s", self)
                 break
         self._set_accepting(False)
-        # Requests in flight finish (their answers say "Connection: close").
-        # Kept-alive connections stay open STOP_KEEPALIVE_LINGER at most, as
-        # in gthread: a request a client is already sending on one is
-        # answered, not dropped.
+        # Requests in flight finish; answers from now on say "Connection: close"
+        # (see _respond). Kept-alive connections stay open STOP_KEEPALIVE_LINGER
+        # at most, as in gthread: a request a client is already sending on one
+        # is answered, not dropped.
         now = time.monotonic()
         graceful = now + self.cfg.graceful_timeout
         for connection in self.connections.values():
-            connection.close_after = True
             if connection.state == "idle":
                 connection.deadline = min(connection.deadline, now + STOP_KEEPALIVE_LINGER)
         while self.connections and time.monotonic() < graceful:
@@ -344,6 +370,8 @@ class EventLoopWorker(Worker):
         Their answers could not leave before the turn ends anyway; queued
         together they share one commit (one fsync) instead of one each.
         """
+        if not self.to_commit:
+            return
         audit = self.wsgi.audit
         for entry, committed in self.to_commit:
             audit.record_later(entry, committed)
@@ -383,12 +411,17 @@ class EventLoopWorker(Worker):
             if exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
                 self.log.warning("accept failed: %s", exc)
             return
+        self.adopt(sock, address)
+
+    def adopt(self, sock: socket.socket, address: Any) -> Connection:
+        """Serve an accepted connection from now on."""
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection = Connection(sock, address, time.monotonic() + self.cfg.keepalive)
         self.connections[sock.fileno()] = connection
         self.selector.register(sock, selectors.EVENT_READ, connection)
+        return connection
 
     def _expire(self, now: float) -> None:
         """Act on connections past their deadline (checked at most four times a second)."""
@@ -405,12 +438,24 @@ class EventLoopWorker(Worker):
                 self._guarded(
                     connection, functools.partial(self._respond_prepared, failure=failure)
                 )
+            elif connection.state == "idle" and self._input_waiting(connection):
+                continue  # a request arrived since the select: the next turn reads it
             else:
                 self._close(connection)
+
+    @staticmethod
+    def _input_waiting(connection: Connection) -> bool:
+        try:
+            return bool(connection.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:
+            return False
 
     # -- reading --------------------------------------------------------------------------------
 
     def _on_readable(self, connection: Connection) -> None:
+        if connection.state == "closing":
+            self._drain(connection)
+            return
         try:
             data = connection.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -584,7 +629,9 @@ class EventLoopWorker(Worker):
         if self.nr >= self.max_requests and self.alive:  # gunicorn's max_requests
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
+        if not self.alive:
             connection.close_after = True
+        # From here on close_after is what the answer says, and what happens after it.
         lines = [f"HTTP/1.1 {status}"]
         has_length = False
         for name, value in headers:
@@ -621,16 +668,42 @@ class EventLoopWorker(Worker):
             return
         if registered:
             self.selector.unregister(connection.sock)
-        if connection.close_after or not self.alive:
-            self._close(connection)
+        if connection.close_after:
+            self._linger(connection)
             return
         connection.state = "idle"
-        connection.deadline = time.monotonic() + self.cfg.keepalive
+        # The answer said keep-alive: even a stopping worker keeps its word a while.
+        keepalive = self.cfg.keepalive if self.alive else STOP_KEEPALIVE_LINGER
+        connection.deadline = time.monotonic() + min(self.cfg.keepalive, keepalive)
         self.selector.register(connection.sock, selectors.EVENT_READ, connection)
         if connection.buffer:  # a pipelined request: parsed in this turn, not recursively
             connection.state = "reading"
             connection.deadline = time.monotonic() + REQUEST_TIMEOUT_S
             self.buffered.append(connection)
+
+    def _linger(self, connection: Connection) -> None:
+        """Half-close after the last answer; read and drop what still comes, then close."""
+        try:
+            connection.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(connection)
+            return
+        connection.state = "closing"
+        connection.buffer.clear()
+        connection.deadline = time.monotonic() + CLOSE_LINGER_S
+        connection.drain_budget = CLOSE_LINGER_BYTES
+        self.selector.register(connection.sock, selectors.EVENT_READ, connection)
+
+    def _drain(self, connection: Connection) -> None:
+        try:
+            data = connection.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        connection.drain_budget -= len(data)
+        if not data or connection.drain_budget <= 0:
+            self._close(connection)
 
     def _close(self, connection: Connection) -> None:
         fileno = connection.sock.fileno()

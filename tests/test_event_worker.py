@@ -7,18 +7,22 @@ chooses); these cases are the HTTP edges that zeep and requests never send.
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from gunicorn.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from service.event_worker import HttpError, parse_head, read_chunked
+from service.event_worker import EventLoopWorker, HttpError, parse_head, read_chunked
 from service.serving import worker_class
 from service.settings import Settings
 from service.signing.wsse import WsseVerifier
@@ -200,7 +204,8 @@ def test_malformed_requests_are_refused_and_closed(
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_a_body_over_the_limit_is_refused_unread(server: ServedProcess, framing: str) -> None:
-    body = b"<x>" + b"a" * (MAX_BODY * 2) + b"</x>"
+    """A client that sends all of a big body before it reads (as requests does) gets the 413."""
+    body = b"<x>" + b"a" * 600_000 + b"</x>"
     with _connect(server) as sock:
         if framing == "chunked":
             head = (
@@ -245,6 +250,139 @@ def test_every_refused_soap_post_is_audited(server: ServedProcess) -> None:
         assert _read_response(sock, bytearray())[0] == 413
     records = [r for r in server.log_records() if r.get("message") == "request"]
     assert any(r.get("outcome") == "HTTP_413" for r in records)
+
+
+# ------------------------------------------------------------ closing, one loop turn at a time
+
+
+class LoopHarness:
+    """An :class:`EventLoopWorker` in the test's own process, driven turn by turn.
+
+    It serves one TCP loopback connection with a plain WSGI app, so a case can
+    put the loop exactly where a signal or a late packet would find it.
+    """
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        cfg = Config()
+        cfg.set("keepalive", 5)
+        self.worker = EventLoopWorker(
+            0, os.getpid(), [], None, 30, cfg, logging.getLogger("tests.event_worker")
+        )
+        self.worker.PIPE = list(os.pipe())
+        for fd in self.worker.PIPE:
+            os.set_blocking(fd, False)
+        self.worker.init_loop()
+        self.worker.wsgi = app
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            self.client = socket.create_connection(listener.getsockname(), timeout=5)
+            accepted, address = listener.accept()
+        self.connection = self.worker.adopt(accepted, address)
+
+    def turns(self, count: int = 5) -> None:
+        for _ in range(count):
+            self.worker._turn(0.02)
+
+    def close(self) -> None:
+        self.client.close()
+        for connection in list(self.worker.connections.values()):
+            self.worker._close(connection)
+        self.worker.selector.close()
+        for fd in self.worker.PIPE:
+            os.close(fd)
+        self.worker.tmp.close()
+
+
+def _hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopHarness]:
+    harness = LoopHarness(_hello)
+    yield harness
+    harness.close()
+
+
+def _read_to_eof(sock: socket.socket) -> bytes:
+    """Read until the peer's FIN; a reset raises (it may have destroyed unread data)."""
+    sock.settimeout(5)
+    data = bytearray()
+    while chunk := sock.recv(65536):
+        data += chunk
+    return bytes(data)
+
+
+def test_a_stop_during_an_answer_keeps_the_kept_alive_connection(
+    loop: LoopHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM lands while an answer announcing keep-alive is written (the CI flake).
+
+    The client may reuse the connection at once: the worker answers that next
+    request with "Connection: close" instead of closing under it.
+    """
+    write_date = loop.worker._http_date
+
+    def stop_mid_answer() -> str:
+        loop.worker.alive = False  # what gunicorn's SIGTERM handler does
+        return write_date()
+
+    monkeypatch.setattr(loop.worker, "_http_date", stop_mid_answer)
+    loop.client.sendall(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n")
+    loop.turns()
+    buffer = bytearray()
+    status, headers, body = _read_response(loop.client, buffer)
+    assert (status, headers["connection"], body) == (200, "keep-alive", b"hello")
+    assert loop.connection.state == "idle"
+    loop.client.sendall(b"GET /b HTTP/1.1\r\nHost: t\r\n\r\n")
+    loop.turns()
+    status, headers, body = _read_response(loop.client, buffer)
+    assert (status, headers["connection"], body) == (200, "close", b"hello")
+    assert _read_to_eof(loop.client) == b""
+
+
+def test_unread_input_after_the_last_answer_is_drained_not_reset(loop: LoopHarness) -> None:
+    """Closing with unread bytes makes the kernel reset the connection.
+
+    A reset can destroy the answer before the client reads it. The worker
+    half-closes and drops what still comes, so the client reads its answer
+    and then a clean end of stream.
+    """
+    trailing = b"x" * 300_000  # more than one read of the loop
+    loop.client.sendall(b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" + trailing)
+    loop.turns()
+    assert loop.connection.state == "closing"
+    loop.client.shutdown(socket.SHUT_WR)
+    loop.turns(20)
+    status, headers, body = _read_response(loop.client, bytearray(_read_to_eof(loop.client)))
+    assert (status, headers["connection"], body) == (200, "close", b"hello")
+    assert loop.worker.connections == {}
+
+
+def test_a_lingering_close_ends_for_a_client_that_keeps_sending(
+    loop: LoopHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.event_worker.CLOSE_LINGER_BYTES", 1000)
+    loop.client.sendall(b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    loop.turns()
+    assert loop.connection.state == "closing"
+    loop.client.sendall(b"y" * 5000)  # over the drain budget: the worker stops listening
+    loop.turns()
+    assert loop.worker.connections == {}
+
+
+def test_an_expired_idle_connection_with_a_request_waiting_is_answered(
+    loop: LoopHarness,
+) -> None:
+    """The keep-alive time ran out just as the request arrived: answer it, don't drop it."""
+    loop.client.sendall(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n")
+    time.sleep(0.05)  # on loopback the bytes are there now; the loop hasn't looked yet
+    loop.connection.deadline = 0.0
+    loop.worker._next_expiry_check = 0.0
+    loop.worker._expire(time.monotonic())
+    assert loop.connection.state == "idle" and loop.worker.connections
+    loop.turns()
+    assert _read_response(loop.client, bytearray())[:1] == (200,)
 
 
 # --------------------------------------------------------------------------- the parser alone
