@@ -560,7 +560,7 @@ class EventLoopWorker(Worker):
         request = connection.request
         assert request is not None
         connection.request = None
-        if not request.keep_alive or not self.alive:
+        if not request.keep_alive:  # (a stopping worker: _respond closes too)
             connection.close_after = True
         environ = self._environ(connection, request)
         self.selector.unregister(connection.sock)  # nothing is read while a request is answered
