@@ -90,7 +90,7 @@ class ServedProcess:
                 health = requests.get(f"{self.base_url}/healthz", timeout=1, **options)
                 if health.status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a busy machine
                 time.sleep(0.1)
         self.stop()
         pytest.fail(f"serve did not start:\n{self.log_text()}")
@@ -135,7 +135,7 @@ def gunicorn_server(
 ) -> Iterator[str]:
     """Serve the hand-made billing data with ``azersu-statement serve``; yield its /soap URL."""
     folder = tmp_path_factory.mktemp("gunicorn")
-    env = fixture_service_env(pki, billing_db, folder / "var", AZERSU_THREADS="2")
+    env = fixture_service_env(pki, billing_db, folder / "var")
     server = ServedProcess(env, folder / "serve.log")
     yield server.url
     assert server.stop() == 0, server.log_text()

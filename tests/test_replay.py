@@ -371,7 +371,6 @@ def start_service(billing_db: str, pki: dict[str, Path], tmp_path: Path) -> Iter
             AZERSU_TRUST_CA=str(pki["ca.pem"]),
             AZERSU_REPLAY_URL=replay_url,
             AZERSU_WORKERS=str(workers),
-            AZERSU_THREADS="2",
         )
         log_path = tmp_path / f"gunicorn-{port}.log"
         with log_path.open("wb") as log:

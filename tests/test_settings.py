@@ -56,16 +56,11 @@ def test_settings_file_and_environment_precedence(tmp_path: Path) -> None:
         ({"AZERSU_SUBSCRIBER_CODE_PATTERN": "(["}, "AZERSU_SUBSCRIBER_CODE_PATTERN"),
         ({"AZERSU_BILING_URL": "sqlite://"}, "AZERSU_BILING_URL"),  # misspelt: refused
         ({"AZERSU_SETTINGS_FILE": "/nonexistent/azersu.env"}, "AZERSU_SETTINGS_FILE"),
-        ({"AZERSU_WORKER": "gevent"}, "AZERSU_WORKER"),
-        (
-            {
-                "AZERSU_WORKER": "event",
-                "AZERSU_TLS_CERT": "c.pem",
-                "AZERSU_TLS_KEY": "k.pem",
-                "AZERSU_TLS_CLIENT_CA": "ca.pem",
-            },
-            "AZERSU_WORKER",
-        ),
+        ({"AZERSU_WORKER": "gevent"}, "AZERSU_WORKER"),  # one worker model: no such setting
+        ({"AZERSU_PUBLIC_URL": "attacker.example/soap"}, "AZERSU_PUBLIC_URL"),
+        ({"AZERSU_PUBLIC_URL": "http://a.example/soap?x=1"}, "AZERSU_PUBLIC_URL"),
+        ({"AZERSU_REQUEST_TIMEOUT_S": "0"}, "AZERSU_REQUEST_TIMEOUT_S"),
+        ({"AZERSU_MAX_CONNECTIONS_PER_CLIENT": "0"}, "AZERSU_MAX_CONNECTIONS_PER_CLIENT"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], setting: str) -> None:
