@@ -139,7 +139,9 @@ def test_fresh_workers_publish_the_configured_address(tmp_path, pki, billing_db)
                 )
                 assert _address(poisoned.content) == public
             for _ in range(8):
-                wsdl = requests.get(f"{server.url}?wsdl", headers={"Connection": "close"}, timeout=10)
+                wsdl = requests.get(
+                    f"{server.url}?wsdl", headers={"Connection": "close"}, timeout=10
+                )
                 assert _address(wsdl.content) == public
             if round_ == 0:
                 server.signal(signal.SIGHUP)
