@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests import billing_fixtures as bf
-from tests.gunicorn_process import free_port, gunicorn_server  # noqa: F401 (a fixture: pytest injects it by name)
+from tests.gunicorn_process import (  # noqa: F401 (a fixture: pytest injects it by name)
+    free_port,
+    gunicorn_server,
+    registered_portal,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +43,7 @@ def trust_env(pki: dict[str, Path], **overrides: str) -> dict[str, str]:
         AZERSU_SIGN_KEY=str(pki["service.key"]),
         AZERSU_SIGN_CERT=str(pki["service.pem"]),
         AZERSU_TRUST_CA=str(pki["ca.pem"]),
+        AZERSU_TRUSTED_CLIENTS=registered_portal(pki),
         **overrides,
     )
 
