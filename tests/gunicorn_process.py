@@ -73,8 +73,13 @@ class ServedProcess:
         log_path: Path,
         scheme: str = "http",
         client_cert: tuple[str, str] | None = None,
+        shell_command: str | None = None,
     ) -> None:
-        """Start the server; with ``scheme="https"``, ``client_cert`` opens the TLS door."""
+        """Start the server; with ``scheme="https"``, ``client_cert`` opens the TLS door.
+
+        ``shell_command`` is an ``sh`` command line that execs ``serve`` (it is
+        given ``--port``), such as the one ``make run`` runs.
+        """
         self.port = free_port()
         self.scheme = scheme
         self.ca = env.get("AZERSU_TLS_CLIENT_CA")
@@ -84,8 +89,11 @@ class ServedProcess:
         self.url = f"{self.base_url}/soap"
         self.log_path = log_path
         self._log = log_path.open("wb")
+        command = [sys.executable, "-m", "service", "serve", "--port", str(self.port)]
+        if shell_command is not None:
+            command = ["sh", "-c", f"{shell_command} --port {self.port}"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--port", str(self.port)],
+            command,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import NameOID, PublicKeyAlgorithmOID
 
 from service.errors import ConfigurationError, FailedAuthentication
 from service.signing.keys import fingerprint
@@ -55,8 +55,15 @@ def _within_validity(cert: x509.Certificate, now: dt.datetime) -> bool:
     return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
 
 
+def _is_dsa(cert: x509.Certificate) -> bool:
+    # Told from the algorithm alone: loading a DSA key is deprecated in cryptography.
+    return cert.public_key_algorithm_oid == PublicKeyAlgorithmOID.DSA
+
+
 def _public_key_der(cert: x509.Certificate) -> bytes | None:
     """Return the certificate's SubjectPublicKeyInfo (DER), or None for a key type we can't read."""
+    if _is_dsa(cert):
+        return None  # never an anchor's: an anchor has signed with its key
     try:
         key = cert.public_key()
     except (ValueError, UnsupportedAlgorithm):
@@ -69,6 +76,8 @@ def _refuse(cert: x509.Certificate, problem: str, reason: str) -> FailedAuthenti
 
 
 def _check_key_strength(cert: x509.Certificate) -> None:
+    if _is_dsa(cert):
+        raise _refuse(cert, "has a DSA key", "key_type_not_allowed")
     try:
         key = cert.public_key()
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -80,7 +89,7 @@ def _check_key_strength(cert: x509.Certificate) -> None:
         if key.curve.key_size < MIN_EC_BITS:
             raise _refuse(cert, f"has an EC key on {key.curve.name}", "weak_key")
     elif not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        # DSA, and X25519/X448 (key agreement only).
+        # X25519 and X448: key agreement only.
         raise _refuse(cert, f"has a {type(key).__name__} key", "key_type_not_allowed")
 
 
