@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from lxml import etree
 
 from service.app import ServiceApp, create_app
@@ -47,6 +47,8 @@ TNS = "http://azersu.az/egov/billing-statement/v1"
 HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"GetBillingStatement"'}
 SIGNING = frozenset({"digital_signature"})
 CERT_SIGN = frozenset({"key_cert_sign", "crl_sign"})
+#: A KeyUsage extension whose value is not a BIT STRING.
+MALFORMED_KEY_USAGE = x509.UnrecognizedExtension(ExtensionOID.KEY_USAGE, b"\x05\x00")
 
 
 def _rsa(bits: int = 2048) -> rsa.RSAPrivateKey:
@@ -79,6 +81,7 @@ def make_certificate(
     subject: x509.Name | None = None,
     not_before: dt.datetime | None = None,
     days: int = 365,
+    extra: Sequence[x509.ExtensionType] = (),
 ) -> IssuedPair:
     """Return a certificate for ``key`` issued by ``issuer`` (None: self-signed).
 
@@ -101,6 +104,8 @@ def make_certificate(
         builder = builder.add_extension(_key_usage(key_usage), critical=True)
     purpose = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
     builder = builder.add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
+    for extension in extra:
+        builder = builder.add_extension(extension, critical=False)
     signer = issuer.key if issuer else key
     return IssuedPair(key, builder.sign(signer, hashes.SHA256()))
 
@@ -152,6 +157,9 @@ def certs(pki: dict[str, Path]) -> dict[str, IssuedPair]:
         "ec-p256": make_certificate("ec-p256", ec.generate_private_key(ec.SECP256R1()), anchor),
         "ec-p384": make_certificate("ec-p384", ec.generate_private_key(ec.SECP384R1()), anchor),
         "ed25519": make_certificate("ed25519", ed25519.Ed25519PrivateKey.generate(), anchor),
+        "malformed-key-usage": make_certificate(
+            "malformed KeyUsage", _rsa(), anchor, key_usage=None, extra=[MALFORMED_KEY_USAGE]
+        ),
     }
 
 
@@ -184,10 +192,19 @@ TRUST_CASES = [
     pytest.param("ec-p256", True, None, id="ec-p256-listed"),
     pytest.param("ec-p384", True, None, id="ec-p384-listed"),
     pytest.param("ed25519", True, None, id="ed25519-listed"),
+    pytest.param(
+        "malformed-key-usage", True, "certificate_extensions_malformed", id="bad-extension-listed"
+    ),
 ]
 
 #: The reasons that check_fit_to_sign gives on its own (the rest need the store).
-FIT_REASONS = {"signer_is_ca", "key_usage_not_signing", "weak_key", "key_type_not_allowed"}
+FIT_REASONS = {
+    "signer_is_ca",
+    "key_usage_not_signing",
+    "weak_key",
+    "key_type_not_allowed",
+    "certificate_extensions_malformed",
+}
 
 
 @pytest.mark.parametrize(("name", "listed", "reason"), TRUST_CASES)

@@ -41,6 +41,13 @@ def _is_ca(cert: x509.Certificate) -> bool:
     return constraints.value.ca
 
 
+def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject:
         return False
@@ -106,9 +113,7 @@ def check_fit_to_sign(cert: x509.Certificate) -> None:
     """
     try:
         is_ca = _is_ca(cert)
-        key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        key_usage = None
+        key_usage = _key_usage(cert)
     except ValueError as exc:
         raise _refuse(
             cert, f"has extensions that can't be parsed: {exc}", "certificate_extensions_malformed"
