@@ -339,6 +339,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def portal_fingerprint(pki: dict[str, Path]) -> str:
+    """Return the SHA-256 fingerprint that registers the portal, the one caller."""
+    from cryptography import x509
+
+    from service.signing.keys import fingerprint
+
+    return fingerprint(x509.load_pem_x509_certificate(pki["portal.pem"].read_bytes()))
+
+
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AZERSU_")}
 
@@ -461,6 +470,7 @@ class BenchServer:
             AZERSU_SIGN_KEY=str(pki["service.key"]),
             AZERSU_SIGN_CERT=str(pki["service.pem"]),
             AZERSU_TRUST_CA=str(pki["ca.pem"]),
+            AZERSU_TRUSTED_CLIENTS=portal_fingerprint(pki),
             AZERSU_VAR_DIR=str(var_dir),
             AZERSU_BILLING_URL=f"sqlite:///{billing_db}",
             AZERSU_WORKERS=str(workers),

@@ -99,9 +99,16 @@ class Settings:
     sign_key_password_file: str = ""
     #: PEM bundle of the CA certificates that callers' certificates must chain to.
     trust_ca: str = ""
-    #: Optional allowlist of caller certificates: SHA-256 fingerprints (hex,
-    #: colons allowed), separated by commas or spaces.  Empty: any trusted caller.
+    #: The registered callers: SHA-256 fingerprints (hex, colons allowed) of
+    #: their certificates, separated by commas or spaces.  Only they may call
+    #: (each must also chain to ``trust_ca`` and be fit to sign).  Required: an
+    #: empty list stops the start, unless ``accept_any_caller_of_ca``.
     trusted_clients: str = ""
+    #: "true" lets any certificate issued by a CA of ``trust_ca`` call (with an
+    #: empty ``trusted_clients``; a warning is logged at every start).  Never
+    #: with a CA that issues certificates to others than the callers, such as
+    #: a national CA.  Default false.
+    accept_any_caller_of_ca: bool = False
     #: Allowed difference between the caller's clock and ours, in seconds.
     wsse_clock_skew_s: int = 300
     #: Oldest accepted request Timestamp (Created), in seconds.
@@ -239,6 +246,20 @@ def parse_period(text: str, setting: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+_TRUE_WORDS = frozenset({"true", "1", "yes"})
+_FALSE_WORDS = frozenset({"false", "0", "no"})
+
+
+def parse_bool(text: str, setting: str) -> bool:
+    """Parse true/false, 1/0 or yes/no (any case); anything else is a ConfigurationError."""
+    word = text.strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise ConfigurationError(setting, f"expected true or false, got {text!r}")
+
+
 def read_settings_file(path: str) -> dict[str, str]:
     """Read ``KEY=VALUE`` lines (``#`` comments, optional quotes) from a file."""
     try:
@@ -291,6 +312,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 kwargs[field.name] = float(raw)
             except ValueError as exc:
                 raise ConfigurationError(key, f"expected a number, got {raw!r}") from exc
+        elif field.type in ("bool", bool):
+            kwargs[field.name] = parse_bool(raw, key)
         else:
             kwargs[field.name] = raw
     return Settings(**kwargs).validate()  # type: ignore[arg-type]
