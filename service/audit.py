@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.billing.engine import DriverStatement, normalize_url
+from service.cooperative import run_blocking
 from service.errors import AuditUnavailable, ConfigurationError
 
 
@@ -139,7 +140,9 @@ class _GroupCommitter:
                     break
             error: AuditUnavailable | None = None
             try:
-                self.store.insert_now([entry for entry, _ in batch])
+                # The commit waits for the disk: in the gevent worker, on a
+                # native thread, so that the worker's other requests go on.
+                run_blocking(self.store.insert_now, [entry for entry, _ in batch])
             except AuditUnavailable as exc:
                 error = exc
             for _, pending in batch:

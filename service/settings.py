@@ -191,6 +191,7 @@ class Settings:
             "port",
             "db_pool_size",
             "workers",
+            "keepalive_s",
             "worker_connections",
             "max_connections_per_client",
             "max_body_chunks",

@@ -9,7 +9,8 @@ audit commit lets the others run.  What neither bounds is how much of a
 worker one client may hold.  This worker adds that, and nothing else:
 
 * at most ``AZERSU_MAX_CONNECTIONS_PER_CLIENT`` open connections per client
-  address and worker; one more is closed at once, unread;
+  address and worker; one more is held unread for ``REFUSED_HOLD_S`` and
+  closed (:meth:`ConnectionTable.hold_refused` says why not at once);
 * a request's head must arrive within ``AZERSU_KEEPALIVE_S`` (gunicorn's
   gevent worker already bounds it so) and its body within
   ``AZERSU_REQUEST_TIMEOUT_S``: the body is read here, before the
@@ -39,6 +40,7 @@ from typing import Any
 
 import gevent
 from gevent.monkey import MonkeyPatchWarning
+from gunicorn import util
 from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.http.errors import (
     ExpectationFailed,
@@ -276,6 +278,8 @@ class ServiceWorker(GeventWorker):
             req.body = Body(io.BytesIO(data))
             return True
         log.warning("request body not complete within %s s: closed", self.request_timeout_s)
+        with contextlib.suppress(OSError):
+            util.write_error(sock, 408, "Request Timeout", "The body did not arrive in time")
         self.wsgi.http_refused(408, "body not complete in time", _peer(req), _path(req))
         return False
 
@@ -305,7 +309,7 @@ def refusal_status(exc: BaseException) -> int | None:
         return 501
     if isinstance(exc, ExpectationFailed):
         return 417
-    if isinstance(exc, errors.ParseException | ValueError):
+    if isinstance(exc, errors.ParseException):
         return 400
     return None
 
