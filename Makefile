@@ -1,5 +1,6 @@
 # Every target does its own set-up: a virtualenv in .venv with the project installed.
-PY ?= python3.11
+# Python 3.11 or newer: python3 by default, or name one with PY=.
+PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB := var/billing-demo.sqlite
@@ -15,6 +16,8 @@ DEV_TRUST := AZERSU_SIGN_KEY=$(PKI)/service.key AZERSU_SIGN_CERT=$(PKI)/service.
 install: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed: make PY=python3.11 ..." >&2; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

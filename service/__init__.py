@@ -6,3 +6,8 @@ database.  Build it with :func:`service.app.create_app`.
 """
 
 __version__ = "0.2.0"
+
+from service import spyne_compat
+
+# Before anything imports Spyne: its bundled six needs this on Python 3.12+.
+spyne_compat.install()

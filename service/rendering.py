@@ -1,6 +1,6 @@
 """The statement (arayış) as people see it: an HTML page and a one-page PDF.
 
-``schemas/statement.xsl`` (XSLT 1.0) turns a Statement into the page; the
+``service/schemas/statement.xsl`` (XSLT 1.0) turns a Statement into the page; the
 portal may run the same stylesheet in its own engine.  An XSLT can't check a
 signature, so the caller verifies first and passes what it found as
 parameters (:class:`Verification`): the signer's subject, the SHA-256 of the
@@ -22,7 +22,7 @@ import functools
 import hmac
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # imported lazily: the command line builds its parser from th
     from service.signing.statement_signature import VerifiedStatement
 
 #: The stylesheet, kept with the statement's schema.
-STYLESHEET = Path(__file__).resolve().parent.parent / "schemas" / "statement.xsl"
+STYLESHEET = resources.files("service") / "schemas" / "statement.xsl"
 LANGUAGES = ("az", "en", "ru")
 #: The font the page asks for first; the set-up installs it (fonts-dejavu-core).
 FONT_FAMILY = "DejaVu Sans"
@@ -94,7 +94,7 @@ def _transform() -> etree.XSLT:
     parser = etree.XMLParser(
         resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False
     )
-    document = etree.parse(str(STYLESHEET), parser)
+    document = etree.fromstring(STYLESHEET.read_bytes(), parser).getroottree()
     # No file or network access from the stylesheet (lxml-stubs 0.5 lack DENY_ALL).
     no_access = etree.XSLTAccessControl.DENY_ALL  # type: ignore[attr-defined]
     return etree.XSLT(document, access_control=no_access)

@@ -23,7 +23,7 @@ from tests import billing_fixtures
 from tests.xmlsec_binding import xmlsec
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = ROOT / "schemas"
+SCHEMAS = ROOT / "service" / "schemas"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -31,7 +31,7 @@ from service.billing.demo import (
 from service.billing.engine import normalize_url
 from service.billing.tables import build_billing_tables
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMAS = Path(__file__).resolve().parent.parent / "service" / "schemas"
 
 N = 300
 MONTHS = 24

@@ -1,12 +1,12 @@
 """The billing SQL as Oracle sees it, compared with the snapshot the DBA reviews.
 
-``schemas/billing_queries.oracle.sql`` holds every statement of
+``service/schemas/billing_queries.oracle.sql`` holds every statement of
 :class:`service.billing.statement_query.BillingQueries`, compiled with the
 python-oracledb dialect (bind variables ``:name``) for the default relation
 names.  When the SQL changes on purpose, review the difference and regenerate
 the snapshot::
 
-    .venv/bin/python -m tests.test_oracle_sql > schemas/billing_queries.oracle.sql
+    .venv/bin/python -m tests.test_oracle_sql > service/schemas/billing_queries.oracle.sql
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from service.billing.tables import BillingTables, build_billing_tables
 from tests.conftest import SCHEMAS
 
 SNAPSHOT = SCHEMAS / "billing_queries.oracle.sql"
-REGENERATE = ".venv/bin/python -m tests.test_oracle_sql > schemas/billing_queries.oracle.sql"
+REGENERATE = (
+    ".venv/bin/python -m tests.test_oracle_sql > service/schemas/billing_queries.oracle.sql"
+)
 
 #: The values the service passes to each statement (anything else must be a constant).
 EXPECTED_BINDS: dict[str, set[str]] = {

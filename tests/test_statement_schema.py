@@ -1,4 +1,4 @@
-"""The statement schema (schemas/statement.xsd) accepts a proper statement and rejects broken ones.
+"""The statement schema (service/schemas/statement.xsd) accepts good statements, not broken ones.
 
 The schema and the XML-DSig core schema it imports are loaded with a hardened
 parser (no DTD, no entity expansion, no network), the way the service loads
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "service" / "schemas"
 STATEMENT_XSD = SCHEMAS_DIR / "statement.xsd"
 
 NS = "http://azersu.az/egov/billing-statement/v1"

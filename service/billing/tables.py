@@ -4,7 +4,7 @@ The billing DBA provides three relations (views in production on Oracle, tables
 in the demo): ``SUBSCRIBER``, ``INVOICE`` and ``PAYMENT``.  Their schema and
 names are configurable (see :class:`service.settings.Settings`), so the
 metadata is built per configuration instead of at import time.
-The DDL that the demo creates lives in ``schemas/billing_*.sql``.
+The DDL that the demo creates lives in ``service/schemas/billing_*.sql``.
 """
 
 from __future__ import annotations

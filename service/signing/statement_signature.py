@@ -7,7 +7,7 @@ and saved as a file of its own.  That is why it uses a same-document Reference
 followed by *exclusive* C14N (only the namespaces the Statement uses are
 canonicalized, not the envelope's), RSA-SHA256 and a KeyInfo with the
 service's X.509 certificate.  The ``ds:Signature`` is the Statement's last
-child, where ``schemas/statement.xsd`` allows it.
+child, where ``service/schemas/statement.xsd`` allows it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Spyne types of the contract (document/literal wrapped, target namespace TNS).
 
-They mirror ``schemas/statement.xsd``; a test checks that every Statement the
+They mirror ``service/schemas/statement.xsd``; a test checks that every Statement the
 service sends validates against that schema.
 """
 
@@ -26,7 +26,7 @@ CurrencyCode = Enum("AZN", type_name="Currency")
 
 # Money always has two decimals ("8.40"): the values are quantized before
 # Spyne writes them with str(Decimal), which keeps trailing zeros.  Spyne can't
-# put a pattern on a decimal; schemas/statement.xsd has the stricter rule.
+# put a pattern on a decimal; service/schemas/statement.xsd has the stricter rule.
 Money = Decimal(fraction_digits=2)
 Volume = Decimal(ge=0, fraction_digits=3)
 

@@ -2,7 +2,7 @@
 -- for Oracle (python-oracledb, bind variables :name), default relation names,
 -- no schema.  Generated from service/billing/statement_query.py; do not edit.
 -- Regenerate after reviewing a change:
---   .venv/bin/python -m tests.test_oracle_sql > schemas/billing_queries.oracle.sql
+--   .venv/bin/python -m tests.test_oracle_sql > service/schemas/billing_queries.oracle.sql
 
 -- subscriber
 SELECT subscriber.subscriber_code, subscriber.fin, subscriber.last_name, subscriber.first_name, subscriber.patronymic, subscriber.address, subscriber.persons_count, subscriber.category, subscriber.status, subscriber.opened_on, subscriber.water_supply, subscriber.wastewater, subscriber.meter_type
