@@ -146,11 +146,14 @@ def test_fuzzed_messages_get_xmlsecs_verdict(kit: FuzzKit, case: FuzzCase) -> No
     """Every signature the fuzzer's messages reach is judged as python-xmlsec judges it."""
 
     def compared(
-        signature: etree._Element, targets: Sequence[etree._Element], public_key: object
+        signature: etree._Element,
+        targets: Sequence[etree._Element],
+        public_key: object,
+        **options: object,
     ) -> None:
         expected = xmlsec_accepts(signature, targets, public_key)
         try:
-            verify_signature(signature, targets, public_key)
+            verify_signature(signature, targets, public_key, **options)  # type: ignore[arg-type]
         except FailedCheck:
             assert not expected, "verify_signature refused what xmlsec accepts"
             raise
