@@ -18,6 +18,7 @@ from service.signing import namespaces as ns
 from service.wsdl.namespaces import TNS
 
 
+@enum.unique
 class Reason(enum.StrEnum):
     """Why a signature, a WS-Security header or a signed Statement was refused.
 
