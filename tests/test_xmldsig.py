@@ -42,6 +42,7 @@ from service.errors import (
 )
 from service.pki import new_key
 from service.signing import namespaces as ns
+from service.signing.keys import load_signing_identity
 from service.signing.policy import (
     ENVELOPED_CHAIN,
     EXCLUSIVE_C14N_CHAIN,
@@ -50,6 +51,7 @@ from service.signing.policy import (
     Reason,
     VerificationPolicy,
 )
+from service.signing.statement_signature import StatementVerifier
 from service.signing.xmldsig import (
     DEFAULT_POLICY,
     XmlSigner,
@@ -57,6 +59,7 @@ from service.signing.xmldsig import (
     reference_to,
     verify_signature,
 )
+from service.wsdl.namespaces import TNS
 from tests.test_fuzz import CI_SETTINGS, FuzzCase, FuzzKit, cases, run_case
 
 DS = f"{{{ns.DS}}}"
@@ -777,6 +780,11 @@ def test_no_transforms_is_refused_where_inclusive_c14n_would_disagree_with_libxm
     signed = xmlsec_signed(transforms=())
     assert xmlsec_accepts(signed.signature, [signed.item], signed.public_key)
     digest = signed.find(f"{_REF}/{DS}DigestValue").text
+    libxmlsec1_inclusive = (
+        '<r:Item xmlns:r="urn:root" xmlns:unused="urn:unused" Id="item-1" xml:lang="az">'
+        "Bakı şəhəri, ev 7 — 12.00 AZN</r:Item>"
+    ).encode()
+    assert digest == _sha256_b64(libxmlsec1_inclusive)
     lxml_inclusive = etree.tostring(signed.item, method="c14n", exclusive=False)
     assert b"xml:lang" not in lxml_inclusive and digest != _sha256_b64(lxml_inclusive)
     with pytest.raises(InvalidSecurity) as raised:
@@ -801,6 +809,27 @@ def test_signed_info_is_verified_before_any_digest(monkeypatch: pytest.MonkeyPat
         _tampered_item().verify()
     assert raised.value.reason == Reason.REFERENCE_DIGEST
     assert len(digests) == 1
+
+
+def test_a_statement_signature_must_take_itself_out(pki: dict[str, Path], trust) -> None:
+    """The Statement's Signature sits inside it: its Reference needs the enveloped transform."""
+    identity = load_signing_identity(str(pki["service.key"]), str(pki["service.pem"]), None)
+    text = f'<tns:Statement xmlns:tns="{TNS}" Id="S-1"><tns:StatementNumber>N</tns:StatementNumber>'
+    text += "</tns:Statement>"
+
+    def signed(enveloped: bool) -> etree._Element:
+        statement = etree.fromstring(text.encode())
+        reference = reference_to(statement, "S-1", enveloped=enveloped)
+        signature = XmlSigner(identity.private_key).sign(statement, [reference])
+        x509_data = etree.SubElement(key_info(signature), f"{DS}X509Data")
+        certificate = base64.b64encode(identity.certificate_der).decode()
+        etree.SubElement(x509_data, f"{DS}X509Certificate").text = certificate
+        return etree.fromstring(etree.tostring(statement))
+
+    StatementVerifier(trust).verify(signed(enveloped=True))
+    with pytest.raises(InvalidSecurity) as raised:
+        StatementVerifier(trust).verify(signed(enveloped=False))
+    assert raised.value.reason == Reason.ENVELOPED_SIGNATURE
 
 
 # --- the policy itself ---------------------------------------------------------------------------

@@ -203,7 +203,7 @@ class CheckedSignedInfo:
 
 
 def _algorithm(element: etree._Element, allowed: frozenset[str], reason: Reason, what: str) -> str:
-    """Return the element's Algorithm if the policy allows it and it has no parameters."""
+    """Return the element's Algorithm, or raise UnsupportedAlgorithm if ``allowed`` lacks it."""
     algorithm = element.get("Algorithm")
     if algorithm not in allowed:
         raise UnsupportedAlgorithm(f"{what} {algorithm!r} is not allowed", reason)
@@ -263,8 +263,9 @@ def _check_reference(reference: etree._Element, policy: VerificationPolicy) -> C
     transforms = element_children(transforms_element)
     if any(transform.tag != _DS + "Transform" for transform in transforms):
         raise InvalidSecurity("malformed Transforms", Reason.REFERENCE_STRUCTURE)
+    known = policy.known_transforms
     for transform in transforms:  # XSLT, XPath, inclusive C14N, ...WithComments
-        _algorithm(transform, policy.known_transforms, Reason.TRANSFORM_ALGORITHM, "transform")
+        _algorithm(transform, known, Reason.TRANSFORM_ALGORITHM, "transform")
     chain = tuple(str(transform.get("Algorithm")) for transform in transforms)
     if chain not in policy.transform_chains:
         raise InvalidSecurity(
