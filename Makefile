@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB := var/billing-demo.sqlite
 PKI := var/pki
-# `make run` uses the development PKI it creates under var/pki (never committed).
+# `make run` uses the development PKI it creates under var/pki (never committed);
+# the development portal is its one registered caller.
 DEV_TRUST := AZERSU_SIGN_KEY=$(PKI)/service.key AZERSU_SIGN_CERT=$(PKI)/service.pem \
-	AZERSU_TRUST_CA=$(PKI)/ca.pem
+	AZERSU_TRUST_CA=$(PKI)/ca.pem \
+	AZERSU_TRUSTED_CLIENTS=$$($(BIN)/azersu-statement pki fingerprint $(PKI)/portal.pem)
 
 .PHONY: install run test lint bench soak fuzz clean
 

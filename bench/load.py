@@ -1,9 +1,7 @@
 """Throughput and latency of the full request path under load (``make bench``).
 
 What it measures: the production serving configuration -- gunicorn started by
-``python -m service serve`` (2 workers by default, the worker class
-``AZERSU_WORKER`` picks: the event-loop worker for this SQLite set-up,
-``--worker gthread`` for gunicorn's threads), WS-Security verification of
+``python -m service serve`` (2 gevent workers by default), WS-Security verification of
 every request, the billing read, the Statement's signature, the response's
 signature and the committed audit record -- on a demo billing database of
 100,000 subscribers.
@@ -63,7 +61,7 @@ attached to every worker (not used for the targets) and prints the hot spots.
 Run from the repository root::
 
     .venv/bin/python bench/load.py                      # 1, 16, 64 x 20 s
-    .venv/bin/python bench/load.py --levels 16 --duration 30 --threads 8
+    .venv/bin/python bench/load.py --levels 16 --duration 30
 """
 
 from __future__ import annotations
@@ -341,6 +339,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def portal_fingerprint(pki: dict[str, Path]) -> str:
+    """Return the SHA-256 fingerprint that registers the portal, the one caller."""
+    from cryptography import x509
+
+    from service.signing.keys import fingerprint
+
+    return fingerprint(x509.load_pem_x509_certificate(pki["portal.pem"].read_bytes()))
+
+
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AZERSU_")}
 
@@ -452,8 +459,6 @@ class BenchServer:
         var_dir: Path,
         *,
         workers: int,
-        threads: int,
-        worker: str = "auto",
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
@@ -465,11 +470,10 @@ class BenchServer:
             AZERSU_SIGN_KEY=str(pki["service.key"]),
             AZERSU_SIGN_CERT=str(pki["service.pem"]),
             AZERSU_TRUST_CA=str(pki["ca.pem"]),
+            AZERSU_TRUSTED_CLIENTS=portal_fingerprint(pki),
             AZERSU_VAR_DIR=str(var_dir),
             AZERSU_BILLING_URL=f"sqlite:///{billing_db}",
             AZERSU_WORKERS=str(workers),
-            AZERSU_THREADS=str(threads),
-            AZERSU_WORKER=worker,
         )
         env.update(extra_env or {})
         self.env = env
@@ -515,8 +519,7 @@ class BenchServer:
         )
         if match is None:
             return "unknown"
-        name = match.group(1)
-        return f"{name} x {self.env['AZERSU_THREADS']} threads" if name == "gthread" else name
+        return match.group(1)
 
     def worker_pids(self) -> list[int]:
         """Return the pids of the gunicorn workers (the master's children)."""
@@ -1069,15 +1072,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--subscribers", type=int, default=100_000, help="demo size (100000)")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="gunicorn workers")
     parser.add_argument(
-        "--threads", type=int, default=defaults.threads, help="threads per worker (gthread)"
-    )
-    parser.add_argument(
-        "--worker",
-        default=defaults.worker,
-        choices=("auto", "event", "gthread"),
-        help="AZERSU_WORKER (default auto: the event-loop worker here)",
-    )
-    parser.add_argument(
         "--min-requests", type=int, default=20_000, help="signed requests over the run (20000)"
     )
     parser.add_argument("--warmup", type=int, default=400, help="warm-up requests (400)")
@@ -1115,10 +1109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     var_dir = Path(tempfile.mkdtemp(prefix="run-", dir=WORK_DIR))
     pki = init_pki(var_dir / "pki")
-    print(f"server: {args.workers} workers, worker {args.worker}, var {var_dir}", flush=True)
-    server = BenchServer(
-        pki, db, var_dir, workers=args.workers, threads=args.threads, worker=args.worker
-    )
+    print(f"server: {args.workers} workers, var {var_dir}", flush=True)
+    server = BenchServer(pki, db, var_dir, workers=args.workers)
     factory = RequestFactory(pki, subscribers, server.port, args.generator_processes)
     report: dict[str, Any] = {
         "benchmark": "bench/load.py",
@@ -1127,7 +1119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "crypto_floor": floor,
         "config": {
             "workers": args.workers,
-            "threads": args.threads,
             "worker_class": server.worker_class(),
             "subscribers": args.subscribers,
             "duration_s": args.duration,

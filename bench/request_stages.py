@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sign_key=str(pki["service.key"]),
         sign_cert=str(pki["service.pem"]),
         trust_ca=str(pki["ca.pem"]),
+        trusted_clients=load.portal_fingerprint(pki),
         log_level="INFO",
     )
     configure_logging("INFO")

@@ -490,7 +490,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample-every", type=float, default=10, help="seconds (10)")
     parser.add_argument("--replay-window", choices=sorted(PROFILES), default="short")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(
@@ -525,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     var_dir = Path(tempfile.mkdtemp(prefix="soak-", dir=load.WORK_DIR))
     pki = init_pki(var_dir / "pki")
     server = load.BenchServer(
-        pki, db, var_dir, workers=args.workers, threads=args.threads, extra_env=env
+        pki, db, var_dir, workers=args.workers, extra_env=env
     )
     context = multiprocessing.get_context("fork")
     chunk = max(20, math.ceil(rate))  # about one second of requests
@@ -554,7 +553,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warmup_s": warmup,
             "connections": args.connections,
             "workers": args.workers,
-            "threads": args.threads,
             "replay_window": args.replay_window,
             "server_env": env,
         },

@@ -25,7 +25,7 @@ from service.billing.deadline import DEADLINE_MARGIN_S, BillingDeadline
 from service.billing.engine import create_read_only_engine
 from service.billing.statement_query import BillingQueries
 from service.billing.tables import BillingTables, build_billing_tables
-from service.errors import AuditUnavailable, logged_fault, to_soap_fault
+from service.errors import logged_fault, to_soap_fault
 from service.handlers.billing_statement import (
     BillingStatementService,
     StatementContext,
@@ -39,7 +39,7 @@ from service.signing.replay import create_replay_cache
 from service.signing.statement_signature import StatementSigner
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseSigner, WsseVerifier
-from service.soap_gateway import PreparedAnswer, SoapGateway
+from service.soap_gateway import SoapGateway
 from service.wsdl.document import install_wsdl_amendments
 from service.wsdl.namespaces import SERVICE_NAME, TNS
 from service.xroad import XRoadMode, XRoadPolicy, parse_client_allowlist
@@ -75,9 +75,17 @@ class SoapWsgiApplication(WsgiApplication):
     :mod:`service.errors`.
     """
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application, public_url: str) -> None:
         super().__init__(app)
         install_wsdl_amendments(self.doc.wsdl11)
+        # Built once, for the configured address: never from a request's Host.
+        self.doc.wsdl11.build_interface_document(public_url)
+        self._wsdl = self.doc.wsdl11.get_interface_document()
+
+    @property
+    def wsdl(self) -> bytes:
+        """Return the WSDL document, built once at start."""
+        return bytes(self._wsdl)
 
     def handle_error(
         self, p_ctx: Any, others: Any, error: Any, start_response: StartResponse
@@ -124,8 +132,9 @@ class ServiceApp:
             if settings.wsse_mode == "require"
             else None
         )
+        soap_app = SoapWsgiApplication(spyne_app, settings.resolved_public_url)
         self.soap = SoapGateway(
-            SoapWsgiApplication(spyne_app),
+            soap_app,
             self.verifier,
             WsseSigner(identity, lifetime_s=settings.response_lifetime_s),
             StatementSigner(identity),
@@ -136,6 +145,7 @@ class ServiceApp:
             ),
             transport_trust=trust,
             max_body_bytes=settings.max_body_bytes,
+            wsdl=soap_app.wsdl,
             operation=StatementOperation(
                 spyne_app.statement_context, spyne_app.in_protocol.validation_schema
             )
@@ -163,22 +173,13 @@ class ServiceApp:
             return _plain(start_response, "200 OK", self.metrics.render(), Metrics.content_type)
         return _plain(start_response, "404 Not Found", b"not found\n")
 
-    def begin_deferred(self, environ: dict[str, Any]) -> PreparedAnswer | None:
-        """Prepare a SOAP POST without committing its audit record, or return None.
+    def http_refused(self, status: int, detail: str, remote_addr: str, path: str) -> None:
+        """Audit, count and log a request the HTTP server refused before routing it.
 
-        For :class:`service.event_worker.EventLoopWorker`: it commits the
-        record with :meth:`AuditStore.record_later` and sends what
-        :meth:`finish_deferred` returns.  Anything else is a plain WSGI call.
+        The request line may not have been readable, so the path is often
+        unknown: every such refusal is kept, as one on ``/soap`` would be.
         """
-        if environ.get("PATH_INFO") == SOAP_PATH and environ.get("REQUEST_METHOD") == "POST":
-            return self.soap.prepare(environ)
-        return None
-
-    def finish_deferred(
-        self, prepared: PreparedAnswer, failure: AuditUnavailable | None
-    ) -> tuple[str, list[tuple[str, str]], bytes]:
-        """Return the status, headers and body to send once the record's commit is reported."""
-        return self.soap.complete(prepared, failure)
+        self.soap.refused(status, f"{detail} (path {path!r})", remote_addr)
 
     def readiness(self) -> dict[str, Any]:
         """Check billing, audit and replay stores and the keys; return a report."""

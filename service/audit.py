@@ -19,7 +19,7 @@ import fcntl
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.billing.engine import DriverStatement, normalize_url
+from service.cooperative import run_blocking
 from service.errors import AuditUnavailable, ConfigurationError
 
 
@@ -117,16 +118,6 @@ class _GroupCommitter:
         if pending.error is not None:
             raise pending.error
 
-    def submit_later(
-        self, entry: AuditEntry, done: Callable[[AuditUnavailable | None], None]
-    ) -> None:
-        """Queue the record; ``done(None)`` runs once it is committed, ``done(error)`` if not.
-
-        ``done`` runs in the committer thread: it must only hand the outcome
-        over (the event-loop worker queues it and wakes its loop).
-        """
-        self._queue(entry, _Pending(done))
-
     def _queue(self, entry: AuditEntry, pending: _Pending) -> None:
         if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
             self._start_thread()
@@ -149,7 +140,9 @@ class _GroupCommitter:
                     break
             error: AuditUnavailable | None = None
             try:
-                self.store.insert_now([entry for entry, _ in batch])
+                # The commit waits for the disk: in the gevent worker, on a
+                # native thread, so that the worker's other requests go on.
+                run_blocking(self.store.insert_now, [entry for entry, _ in batch])
             except AuditUnavailable as exc:
                 error = exc
             for _, pending in batch:
@@ -157,27 +150,23 @@ class _GroupCommitter:
 
 
 class _Pending:
-    """A record waiting for its commit: a lock the committer releases, or a callback it calls.
+    """A record waiting for its commit: a lock the committer releases.
 
     One bare lock per request instead of a ``Future`` (a condition variable,
     its own lock and a waiter list): the hand-off happens on every request.
     """
 
-    __slots__ = ("committed", "done", "error")
+    __slots__ = ("committed", "error")
 
-    def __init__(self, done: Callable[[AuditUnavailable | None], None] | None = None) -> None:
-        self.done = done
+    def __init__(self) -> None:
         self.committed = threading.Lock()
         self.committed.acquire()
         self.error: AuditUnavailable | None = None
 
     def finish(self, error: AuditUnavailable | None) -> None:
-        """Tell the waiter (or the callback) how the commit went."""
+        """Tell the waiter how the commit went."""
         self.error = error
-        if self.done is not None:
-            self.done(error)
-        else:
-            self.committed.release()
+        self.committed.release()
 
 
 class AuditStore:
@@ -247,17 +236,6 @@ class AuditStore:
         The caller answers only after this returns, and fails closed if it raises.
         """
         self._committer.submit(entry, self.commit_timeout_s)
-
-    def record_later(
-        self, entry: AuditEntry, done: Callable[[AuditUnavailable | None], None]
-    ) -> None:
-        """Queue one record for the next group commit; ``done(error or None)`` runs after it.
-
-        For a caller that can't block (the event-loop worker): it sends the
-        answer only from ``done(None)``, and fails closed on an error or if
-        ``done`` doesn't come within :attr:`commit_timeout_s`.
-        """
-        self._committer.submit_later(entry, done)
 
     def insert_now(self, entries: Sequence[AuditEntry]) -> None:
         """Insert and commit records in one transaction, or raise AuditUnavailable.

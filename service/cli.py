@@ -9,6 +9,8 @@ Commands:
   service as the portal would (a signed request), verify the signed answer
   strictly and print the statement;
 * ``pki init --out var/pki`` -- create a development CA, service and portal keys;
+* ``pki fingerprint CERT`` -- print the SHA-256 fingerprint that registers a
+  caller in ``AZERSU_TRUSTED_CLIENTS`` (refused for a certificate unfit to sign);
 * ``verify FILE [--trust CA.pem] [--digest D]`` -- check a saved statement offline
   (and, with ``--digest``, a printed copy against it);
 * ``render FILE --format html|pdf -o OUT [--lang az|en|ru]`` -- the printable
@@ -86,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     pki_init = pki_commands.add_parser("init", help="create a development CA, service and portal")
     pki_init.add_argument("--out", default="var/pki", help="folder (default var/pki)")
     pki_init.add_argument("--force", action="store_true", help="replace existing files")
+    pki_fingerprint = pki_commands.add_parser(
+        "fingerprint", help="print a caller certificate's SHA-256, for AZERSU_TRUSTED_CLIENTS"
+    )
+    pki_fingerprint.add_argument("cert", help="the caller's certificate (PEM)")
 
     audit = commands.add_parser("audit", help="list access audit records, newest first")
     audit.add_argument("--fin", help="only requests by this citizen FIN")
@@ -223,7 +229,8 @@ def _call(args: argparse.Namespace) -> int:
     identity = load_signing_identity(
         args.key, args.cert, None, key_setting="--key", cert_setting="--cert"
     )
-    trust = TrustStore.from_pem_file(args.trust, setting="--trust")
+    # Any certificate of the CA may have signed the answer: the client checks its name.
+    trust = TrustStore.from_pem_file(args.trust, setting="--trust", accept_any_signer_of_ca=True)
     try:
         client = StatementClient(
             args.url,
@@ -260,6 +267,8 @@ def _pki(args: argparse.Namespace) -> int:
 
     from service.pki import init_pki
 
+    if args.pki_command == "fingerprint":
+        return _pki_fingerprint(args.cert)
     try:
         files = init_pki(Path(args.out), force=args.force)
     except FileExistsError as exc:
@@ -267,6 +276,40 @@ def _pki(args: argparse.Namespace) -> int:
         return 1
     for name, path in files.items():
         print(f"{name:12} {path}")
+    return 0
+
+
+def _pki_fingerprint(path: str) -> int:
+    from pathlib import Path
+
+    from cryptography import x509
+
+    from service.errors import FailedAuthentication
+    from service.signing.keys import fingerprint
+    from service.signing.trust import check_fit_to_sign
+
+    try:
+        certificates = x509.load_pem_x509_certificates(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        print(
+            f"azersu-statement: cannot read a PEM certificate from {path}: {exc}", file=sys.stderr
+        )
+        return 2
+    if len(certificates) != 1:
+        print(
+            f"azersu-statement: {path} holds {len(certificates)} certificates, not one",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        check_fit_to_sign(certificates[0])
+    except FailedAuthentication as refused:
+        print(
+            f"azersu-statement: not fit to sign ({refused.reason}): {refused.detail}",
+            file=sys.stderr,
+        )
+        return 1
+    print(fingerprint(certificates[0]))
     return 0
 
 
@@ -280,7 +323,8 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from service.statement_text import format_statement, statement_view
 
     trust_path = args.trust or settings.trust_ca or "var/pki/ca.pem"
-    trust = TrustStore.from_pem_file(trust_path, setting="--trust")
+    # Any certificate of the CA may have signed the statement: its name is checked.
+    trust = TrustStore.from_pem_file(trust_path, setting="--trust", accept_any_signer_of_ca=True)
     try:
         raw = Path(args.file).read_bytes()
     except OSError as exc:

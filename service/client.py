@@ -92,6 +92,10 @@ class StatementClient:
             settings=settings,
             plugins=[_SigningPlugin(WsseSigner(identity))],
         )
+        # Post to ``url`` itself, never to the address the WSDL names: a WSDL
+        # is only a description, and its address could have been tampered with.
+        (binding_name,) = self.zeep.wsdl.bindings
+        self.service = self.zeep.create_service(binding_name, url)
         self.envelope_verifier = WsseVerifier(
             trust, None, allow_body_signatures=True, signers=service_signers
         )
@@ -118,14 +122,14 @@ class StatementClient:
         if xroad:
             kwargs["_soapheaders"] = [deepcopy(block) for block in xroad]
         with self.zeep.settings(raw_response=True):
-            http_response = getattr(self.zeep.service, OPERATION)(**kwargs)
+            http_response = getattr(self.service, OPERATION)(**kwargs)
         raw = http_response.content
         envelope, statement = self.verify_response(raw)
         echo = tuple(envelope.signed_headers)
         if xroad and not echo_matches(xroad, echo):
             raise XRoadEchoMismatch("the answer does not echo the X-Road headers exactly")
-        operation = self.zeep.service._binding._operations[OPERATION]
-        reply = self.zeep.service._binding.process_reply(self.zeep, operation, http_response)
+        operation = self.service._binding._operations[OPERATION]
+        reply = self.service._binding.process_reply(self.zeep, operation, http_response)
         # The WSDL declares the X-Road headers on the output, so zeep returns
         # {header, body}; the body is the GetBillingStatementResponse.
         response = reply.body if hasattr(reply, "body") and hasattr(reply, "header") else reply

@@ -132,6 +132,18 @@ class SchemaViolation(ClientFault):
     faultstring = "The request does not match the service's schema"
 
 
+class MustUnderstand(ServiceFault):
+    """A header block the service must understand (``mustUnderstand="1"``) but does not process."""
+
+    faultcode = "MustUnderstand"
+    faultstring = "A mandatory header block was not understood"
+
+
+class OneOperation(ClientFault):
+    faultcode = "Client.OneOperation"
+    faultstring = "The Body must hold exactly one operation element"
+
+
 class UnknownOperation(ClientFault):
     faultcode = "Client.UnknownOperation"
     faultstring = "Unknown operation"

@@ -59,6 +59,12 @@ class Metrics:
             ["store"],
             registry=registry,
         )
+        self.connections_closed = Counter(
+            "azersu_connections_closed",
+            "Connections the server closed to protect itself: per_client_limit, shed",
+            ["reason"],
+            registry=registry,
+        )
         self.certificate_days_left = Gauge(
             "azersu_signing_certificate_days_left",
             "Days until the service's signing certificate expires",

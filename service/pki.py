@@ -4,7 +4,10 @@
 key ``ca.key``, to issue more), ``service.key``/``service.pem`` and
 ``portal.key``/``portal.pem``.  Keys are written with mode 0600 and never
 committed (``var/`` and ``*.key`` are git-ignored).  Production keys come from
-the state's CA, not from here.
+the state's CA, not from here.  Both pairs are fit to sign (RSA-2048, not CAs,
+KeyUsage digitalSignature and nonRepudiation); the portal calls once it is
+registered (``AZERSU_TRUSTED_CLIENTS=$(azersu-statement pki fingerprint
+var/pki/portal.pem)``, which ``make run`` does).
 """
 
 from __future__ import annotations

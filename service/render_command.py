@@ -59,8 +59,11 @@ def run_render(settings: Settings, args: argparse.Namespace) -> int:
     from service.signing.statement_signature import STATEMENT_TAG, StatementVerifier
     from service.signing.trust import TrustStore
 
+    # Any certificate of the CA may have signed the statement: its name is checked.
     trust = TrustStore.from_pem_file(
-        args.trust or settings.trust_ca or "var/pki/ca.pem", setting="--trust"
+        args.trust or settings.trust_ca or "var/pki/ca.pem",
+        setting="--trust",
+        accept_any_signer_of_ca=True,
     )
     try:
         raw = Path(args.file).read_bytes()

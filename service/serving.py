@@ -12,9 +12,8 @@
 * Metrics: prometheus_client's multiprocess mode, in a fresh folder under
   ``var/`` that the master creates; a dead worker's gauges are dropped.
 * Logs: JSON lines on stderr (:mod:`service.json_logging`).
-* Workers: ``AZERSU_WORKER`` (:func:`worker_class`): the event-loop worker of
-  :mod:`service.event_worker` when no request waits on the network, else
-  gunicorn's gthread.
+* Workers: :class:`service.worker.ServiceWorker`, gunicorn's gevent worker
+  with per-client limits, in every configuration.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from service.signing.material import TrustMaterial, read_trust_material
 
 log = logging.getLogger("service.serving")
 GRACEFUL_TIMEOUT_S = 30
-EVENT_WORKER = "service.event_worker.EventLoopWorker"
+WORKER_CLASS = "service.worker.ServiceWorker"
 
 
 class GunicornServer(BaseApplication):
@@ -54,8 +53,8 @@ class GunicornServer(BaseApplication):
         options: dict[str, Any] = {
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
-            "threads": s.threads,
-            "worker_class": worker_class(s),
+            "worker_class": WORKER_CLASS,
+            "worker_connections": s.worker_connections,
             "keepalive": s.keepalive_s,
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "timeout": 60,
@@ -104,25 +103,6 @@ class GunicornServer(BaseApplication):
         gc.collect()
         gc.freeze()
         return app
-
-
-def worker_class(settings: Settings) -> str:
-    """Return the gunicorn worker class for ``AZERSU_WORKER``.
-
-    "auto" takes the event-loop worker (:mod:`service.event_worker`) when no
-    request waits on the network -- SQLite billing, the in-memory replay
-    cache -- and there is no TLS to terminate, and gunicorn's gthread
-    otherwise, whose threads overlap the waits on a network database or
-    Redis.
-    """
-    if settings.worker == "event":
-        return EVENT_WORKER
-    if settings.worker == "gthread":
-        return "gthread"
-    local_billing = settings.resolved_billing_url.startswith("sqlite")
-    if settings.tls_enabled or settings.replay_url or not local_billing:
-        return "gthread"
-    return EVENT_WORKER
 
 
 def _child_exit(_arbiter: Any, worker: Any) -> None:

@@ -67,16 +67,24 @@ class Settings:
     #: Address and port that ``serve`` listens on.
     host: str = "127.0.0.1"
     port: int = 8080
-    #: gunicorn worker processes, threads per worker and keep-alive seconds.
+    #: The address the WSDL publishes for the service (``soap:address``), and
+    #: the only one it ever names: it never comes from a request's ``Host``.
+    #: Default: ``http://<host>:<port>/soap`` of ``serve``.
+    public_url: str = ""
+    #: gunicorn worker processes (gevent: each serves many connections).
     workers: int = 2
-    threads: int = 4
+    #: Seconds an idle connection is kept open for its next request; a
+    #: request's head must also arrive within this time.
     keepalive_s: int = 5
-    #: The kind of gunicorn worker: "event" (one event loop per process, see
-    #: service.event_worker), "gthread" (gunicorn's threads; ``threads`` is
-    #: for it only) or "auto" (default): event with SQLite billing, the
-    #: in-memory replay cache and no TLS, where a request never waits on the
-    #: network; gthread otherwise, whose threads overlap those waits.
-    worker: str = "auto"
+    #: Seconds a request's body may take to arrive in full.
+    request_timeout_s: float = 15.0
+    #: Open connections one worker serves at once; near the limit, the
+    #: connections that have waited longest for a request are closed.
+    worker_connections: int = 1000
+    #: Open connections one client address may hold per worker (further ones
+    #: are closed unread).  Behind a load balancer every request comes from
+    #: its address: raise this to its connection limit per server.
+    max_connections_per_client: int = 64
     #: Log level of the service's own loggers.
     log_level: str = "INFO"
 
@@ -91,9 +99,16 @@ class Settings:
     sign_key_password_file: str = ""
     #: PEM bundle of the CA certificates that callers' certificates must chain to.
     trust_ca: str = ""
-    #: Optional allowlist of caller certificates: SHA-256 fingerprints (hex,
-    #: colons allowed), separated by commas or spaces.  Empty: any trusted caller.
+    #: The registered callers: SHA-256 fingerprints (hex, colons allowed) of
+    #: their certificates, separated by commas or spaces.  Only they may call
+    #: (each must also chain to ``trust_ca`` and be fit to sign).  Required: an
+    #: empty list stops the start, unless ``accept_any_caller_of_ca``.
     trusted_clients: str = ""
+    #: "true" lets any certificate issued by a CA of ``trust_ca`` call (with an
+    #: empty ``trusted_clients``; a warning is logged at every start).  Never
+    #: with a CA that issues certificates to others than the callers, such as
+    #: a national CA.  Default false.
+    accept_any_caller_of_ca: bool = False
     #: Allowed difference between the caller's clock and ours, in seconds.
     wsse_clock_skew_s: int = 300
     #: Oldest accepted request Timestamp (Created), in seconds.
@@ -102,6 +117,9 @@ class Settings:
     response_lifetime_s: int = 300
     #: Largest request body accepted, in bytes (refused with HTTP 413 unread).
     max_body_bytes: int = 256 * 1024
+    #: Most chunks a chunked request body may arrive in (each costs the same
+    #: to decode whatever its size: a body of one-byte chunks is refused).
+    max_body_chunks: int = 1024
     #: Most messages the in-memory replay cache remembers at once.
     replay_cache_entries: int = 1_000_000
     #: X-Road headers: "off" (ignored), "accept" (used and echoed when present)
@@ -133,6 +151,11 @@ class Settings:
     def trusted_client_fingerprints(self) -> tuple[str, ...]:
         """Return the pinned client fingerprints as listed."""
         return tuple(part for part in re.split(r"[,\s]+", self.trusted_clients) if part)
+
+    @property
+    def resolved_public_url(self) -> str:
+        """Return the address the WSDL publishes (default: ``serve``'s own)."""
+        return self.public_url or f"http://{self.host}:{self.port}/soap"
 
     @property
     def resolved_billing_url(self) -> str:
@@ -168,7 +191,10 @@ class Settings:
             "port",
             "db_pool_size",
             "workers",
-            "threads",
+            "keepalive_s",
+            "worker_connections",
+            "max_connections_per_client",
+            "max_body_chunks",
             "wsse_max_age_s",
             "response_lifetime_s",
             "max_body_bytes",
@@ -178,11 +204,11 @@ class Settings:
                 raise ConfigurationError(env_name(name), "must be at least 1")
         if self.xroad_mode not in ("off", "accept", "require"):
             raise ConfigurationError("AZERSU_XROAD_MODE", "must be off, accept or require")
-        if self.worker not in ("auto", "event", "gthread"):
-            raise ConfigurationError("AZERSU_WORKER", "must be auto, event or gthread")
-        if self.worker == "event" and self.tls_enabled:
+        if not 0 < self.request_timeout_s <= 600:
+            raise ConfigurationError("AZERSU_REQUEST_TIMEOUT_S", "must be above 0 and at most 600")
+        if self.public_url and not re.fullmatch(r"https?://[^/?#\s]+/[^?#\s]*", self.public_url):
             raise ConfigurationError(
-                "AZERSU_WORKER", "the event worker does not do TLS: use gthread (or auto)"
+                "AZERSU_PUBLIC_URL", "must be an absolute http:// or https:// URL with a path"
             )
         if self.wsse_mode not in ("off", "require"):
             raise ConfigurationError("AZERSU_WSSE_MODE", "must be require or off")
@@ -219,6 +245,20 @@ def parse_period(text: str, setting: str) -> tuple[int, int]:
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise ConfigurationError(setting, f"expected YYYY-MM, got {text!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+_TRUE_WORDS = frozenset({"true", "1", "yes"})
+_FALSE_WORDS = frozenset({"false", "0", "no"})
+
+
+def parse_bool(text: str, setting: str) -> bool:
+    """Parse true/false, 1/0 or yes/no (any case); anything else is a ConfigurationError."""
+    word = text.strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise ConfigurationError(setting, f"expected true or false, got {text!r}")
 
 
 def read_settings_file(path: str) -> dict[str, str]:
@@ -273,6 +313,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 kwargs[field.name] = float(raw)
             except ValueError as exc:
                 raise ConfigurationError(key, f"expected a number, got {raw!r}") from exc
+        elif field.type in ("bool", bool):
+            kwargs[field.name] = parse_bool(raw, key)
         else:
             kwargs[field.name] = raw
     return Settings(**kwargs).validate()  # type: ignore[arg-type]

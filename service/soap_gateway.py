@@ -48,6 +48,8 @@ from service.errors import (
     HttpRejection,
     InternalError,
     InvalidSecurity,
+    MustUnderstand,
+    OneOperation,
     ReplayStoreUnavailable,
     SecurityFault,
     ServiceFault,
@@ -62,7 +64,15 @@ from service.signing.keys import fingerprint
 from service.signing.statement_signature import STATEMENT_TAG, StatementSigner
 from service.signing.trust import TrustStore
 from service.signing.wsse import SignerInfo, WsseSigner, WsseVerifier, split_envelope
-from service.xroad import XRoadHeaderFault, XRoadHeaders, XRoadPolicy, header_blocks
+from service.xroad import (
+    REPR,
+    XRD,
+    XRoadHeaderFault,
+    XRoadHeaders,
+    XRoadMode,
+    XRoadPolicy,
+    header_blocks,
+)
 
 log = logging.getLogger("service.gateway")
 
@@ -76,6 +86,9 @@ AUDIT_ENVIRON_KEY = "azersu.audit"
 #: The request's checked X-Road headers (or None).
 XROAD_ENVIRON_KEY = "azersu.xroad"
 _ACCEPTED_MEDIA_TYPES = ("text/xml",)
+_MUST_UNDERSTAND = f"{{{ns.SOAP11_ENV}}}mustUnderstand"
+_ACTOR = f"{{{ns.SOAP11_ENV}}}actor"
+_ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
 _FAULTCODE_PATH = f"{{{ns.SOAP11_ENV}}}Body/{{{ns.SOAP11_ENV}}}Fault/faultcode"
 
 
@@ -147,16 +160,6 @@ _SOAP_XML = "text/xml; charset=utf-8"
 _PLAIN_TEXT = "text/plain; charset=utf-8"
 
 
-@dataclass
-class PreparedAnswer:
-    """An answer ready to send once its audit entry is committed."""
-
-    entry: AuditEntry
-    status: str
-    content_type: str
-    payload: bytes
-
-
 @dataclass(frozen=True)
 class Admitted:
     """A request that passed the front door: its Body, its signer, its X-Road headers."""
@@ -181,6 +184,7 @@ class SoapGateway:
         xroad: XRoadPolicy | None = None,
         transport_trust: TrustStore | None = None,
         max_body_bytes: int = 256 * 1024,
+        wsdl: bytes = b"",
         operation: DirectOperation | None = None,
     ) -> None:
         """Wire the gateway.
@@ -202,69 +206,76 @@ class SoapGateway:
         self.audit = audit
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.wsdl = wsdl
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        """Handle one request to the SOAP endpoint (WSGI: waits for the audit commit)."""
+        """Handle one request to the SOAP endpoint; answer only after its audit commit."""
         method = environ.get("REQUEST_METHOD", "GET")
-        if method in ("GET", "HEAD"):
-            return self.soap_app(environ, start_response)  # the WSDL: public, unsigned
+        if method in ("GET", "HEAD") and _asks_for_wsdl(environ):
+            return _plain(start_response, "200 OK", self.wsdl, content_type=_SOAP_XML)
         if method != "POST":
+            detail = f"{method} {environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}"
+            self.refused(405, detail, str(environ.get("REMOTE_ADDR", "")))
             return _plain(
                 start_response,
                 "405 Method Not Allowed",
-                b"POST a SOAP request\n",
-                [("Allow", "GET, POST")],
+                b"POST a SOAP request, or GET ?wsdl\n",
+                [("Allow", "GET, HEAD, POST")],
             )
-        prepared = self.prepare(environ)
-        try:
-            self.audit.record(prepared.entry)
-            failure = None
-        except AuditUnavailable as exc:
-            failure = exc
-        status, headers, payload = self.complete(prepared, failure)
-        start_response(status, headers)
-        return [payload]
-
-    def prepare(self, environ: dict[str, Any]) -> PreparedAnswer:
-        """Read, verify and answer a POST; return the answer and its audit entry, not yet committed.
-
-        The caller commits ``entry`` (:meth:`AuditStore.record`, or
-        :meth:`AuditStore.record_later` in the event-loop worker) and sends
-        what :meth:`complete` returns: never the answer before its record.
-        """
         started = time.monotonic()
-        entry = AuditEntry(
-            request_id=str(uuid.uuid4()),
-            recorded_at=dt.datetime.now(dt.UTC),
-            remote_addr=str(environ.get("REMOTE_ADDR", "")),
-        )
+        entry = self._new_entry(environ)
         try:
             raw = self._read_body(environ)
         except HttpRejection as rejection:
             entry.outcome = "HTTP_" + rejection.status.split()[0]
             log.info("request refused: %s: %s", rejection.status, rejection.detail)
-            body = (rejection.message + "\n").encode()
-            answer = (rejection.status, _PLAIN_TEXT, body)
+            answer = (rejection.status, _PLAIN_TEXT, (rejection.message + "\n").encode())
         else:
             status, payload = self._handle(raw, environ, entry)
             answer = (status, _SOAP_XML, payload)
         entry.duration_ms = round((time.monotonic() - started) * 1000, 3)
-        return PreparedAnswer(entry, *answer)
+        status, headers, payload = self._committed(entry, *answer)
+        start_response(status, headers)
+        return [payload]
 
-    def complete(
-        self, prepared: PreparedAnswer, failure: AuditUnavailable | None
-    ) -> tuple[str, list[tuple[str, str]], bytes]:
-        """Return what to send once the record is committed -- or the Fault if it wasn't.
+    def refused(self, status: int, detail: str, remote_addr: str) -> None:
+        """Audit, count and log a request refused before it could be read as SOAP.
 
-        Counts and logs the request.  ``failure`` is why the record could not
-        be committed: the answer is then withheld and the caller gets the
-        Fault ``Server.AuditUnavailable``.
+        For refusals the HTTP server makes itself (a malformed head, fields
+        too large, a body that doesn't arrive in time) and for a method other
+        than POST.  A failed commit is logged: there is no answer to withhold.
         """
-        entry = prepared.entry
-        status, content_type, payload = prepared.status, prepared.content_type, prepared.payload
-        if failure is not None:
+        entry = self._new_entry({"REMOTE_ADDR": remote_addr})
+        entry.outcome = f"HTTP_{status}"
+        log.info("request refused: %s: %s", status, detail)
+        try:
+            self.audit.record(entry)
+        except AuditUnavailable as exc:
+            log.error("audit record of a refusal not committed: %s", exc.detail)
+            self.metrics.database_errors.labels(store="audit").inc()
+        self.metrics.requests.labels(outcome=entry.outcome).inc()
+
+    @staticmethod
+    def _new_entry(environ: dict[str, Any]) -> AuditEntry:
+        return AuditEntry(
+            request_id=str(uuid.uuid4()),
+            recorded_at=dt.datetime.now(dt.UTC),
+            remote_addr=str(environ.get("REMOTE_ADDR", "")),
+        )
+
+    def _committed(
+        self, entry: AuditEntry, status: str, content_type: str, payload: bytes
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Commit the audit record; return the answer -- or the Fault if the commit failed.
+
+        Counts and logs the request.  If the record can't be committed, the
+        answer is withheld and the caller gets ``Server.AuditUnavailable``.
+        """
+        try:
+            self.audit.record(entry)
+        except AuditUnavailable as failure:
             log.error(
                 "audit record not committed: answer withheld",
                 extra={"request_id": entry.request_id, "detail": failure.detail},
@@ -318,7 +329,7 @@ class SoapGateway:
         return self._answer(environ, admitted, entry)
 
     def _admit(self, root: etree._Element, environ: dict[str, Any]) -> Admitted:
-        """Verify who sent the request and check its X-Road headers."""
+        """Verify who sent the request, check its header blocks and its one operation."""
         header: etree._Element | None
         if self.verifier is not None:
             verified = self.verifier.verify(root)
@@ -331,7 +342,35 @@ class SoapGateway:
         else:
             header, body = split_envelope(root)
             signer = self._tls_client(environ)
+        self._check_must_understand(header)
+        operations = [child for child in body if isinstance(child.tag, str)]
+        if len(operations) != 1:
+            raise OneOperation(f"{len(operations)} elements in the Body")
         return Admitted(body, signer, self.xroad.check(header))
+
+    def _check_must_understand(self, header: etree._Element | None) -> None:
+        """Raise MustUnderstand for a block meant for us, marked mustUnderstand, not processed.
+
+        SOAP 1.1 section 4.2.3: blocks addressed to another actor are not ours
+        to judge.  Processed here: ``wsse:Security`` (when WS-Security is on)
+        and the X-Road blocks (unless X-Road headers are off).
+        """
+        if header is None:
+            return
+        understood = set()
+        if self.verifier is not None:
+            understood.add(ns.WSSE)
+        if self.xroad.mode is not XRoadMode.OFF:
+            understood.update((XRD, REPR))
+        for block in header:
+            if not isinstance(block.tag, str):
+                continue
+            if block.get(_MUST_UNDERSTAND) not in ("1", "true"):
+                continue
+            if block.get(_ACTOR, _ACTOR_NEXT) != _ACTOR_NEXT:
+                continue
+            if etree.QName(block).namespace not in understood:
+                raise MustUnderstand(f"header block {block.tag} is not processed")
 
     def _tls_client(self, environ: dict[str, Any]) -> SignerInfo:
         """Return the TLS client certificate (WS-Security off), checked against the pins."""
@@ -485,16 +524,21 @@ def _charset(content_type: str) -> str | None:
     return None
 
 
+def _asks_for_wsdl(environ: dict[str, Any]) -> bool:
+    return str(environ.get("QUERY_STRING", "")).split("=")[0].lower() == "wsdl"
+
+
 def _plain(
     start_response: Callable[..., Any],
     status: str,
     body: bytes,
     extra: list[tuple[str, str]] | None = None,
+    content_type: str = _PLAIN_TEXT,
 ) -> list[bytes]:
     start_response(
         status,
         [
-            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             *(extra or []),
         ],

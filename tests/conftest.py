@@ -16,7 +16,7 @@ from service.app import ServiceApp, create_app
 from service.client import StatementClient
 from service.pki import init_pki
 from service.settings import Settings
-from service.signing.keys import SigningIdentity, load_signing_identity
+from service.signing.keys import SigningIdentity, fingerprint, load_signing_identity
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseSigner
 from tests import billing_fixtures
@@ -64,6 +64,12 @@ def portal_identity(pki: dict[str, Path]) -> SigningIdentity:
 
 
 @pytest.fixture(scope="session")
+def portal_fingerprint(portal_identity: SigningIdentity) -> str:
+    """Return the SHA-256 fingerprint that registers the portal as a caller."""
+    return fingerprint(portal_identity.certificate)
+
+
+@pytest.fixture(scope="session")
 def sign(portal_identity: SigningIdentity) -> Callable[[bytes], bytes]:
     """Return a function that signs a SOAP envelope as the portal does."""
     signer = WsseSigner(portal_identity)
@@ -78,15 +84,24 @@ def sign(portal_identity: SigningIdentity) -> Callable[[bytes], bytes]:
 
 @pytest.fixture(scope="session")
 def trust(pki: dict[str, Path]) -> TrustStore:
-    """Return the trust store of the development CA."""
-    return TrustStore.from_pem_file(str(pki["ca.pem"]))
+    """Return the portal's trust store: any fit certificate of the development CA.
+
+    It checks the service's answers, whose signer the clients also check by name.
+    """
+    return TrustStore.from_pem_file(str(pki["ca.pem"]), accept_any_signer_of_ca=True)
 
 
 @pytest.fixture(scope="session")
 def base_settings(
-    billing_db: str, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+    billing_db: str,
+    pki: dict[str, Path],
+    portal_fingerprint: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
-    """Return settings for the hand-made database, the window pinned to 2026-02."""
+    """Return settings for the hand-made database, the window pinned to 2026-02.
+
+    The portal is the one registered caller.
+    """
     return Settings(
         var_dir=str(tmp_path_factory.mktemp("var")),
         billing_url=billing_db,
@@ -94,6 +109,7 @@ def base_settings(
         sign_key=str(pki["service.key"]),
         sign_cert=str(pki["service.pem"]),
         trust_ca=str(pki["ca.pem"]),
+        trusted_clients=portal_fingerprint,
     )
 
 

@@ -24,13 +24,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def registered_portal(pki: dict[str, Path]) -> str:
+    """Return the SHA-256 fingerprint of the test PKI's portal, for AZERSU_TRUSTED_CLIENTS."""
+    from cryptography import x509
+
+    from service.signing.keys import fingerprint
+
+    return fingerprint(x509.load_pem_x509_certificate(pki["portal.pem"].read_bytes()))
+
+
 def service_env(pki: dict[str, Path], **overrides: str) -> dict[str, str]:
-    """Return an environment without the caller's AZERSU_* settings, with the test PKI."""
+    """Return an environment without the caller's AZERSU_* settings, with the test PKI.
+
+    The portal is the one registered caller.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZERSU_")}
     env.update(
         AZERSU_SIGN_KEY=str(pki["service.key"]),
         AZERSU_SIGN_CERT=str(pki["service.pem"]),
         AZERSU_TRUST_CA=str(pki["ca.pem"]),
+        AZERSU_TRUSTED_CLIENTS=registered_portal(pki),
     )
     env.update(overrides)
     return env
@@ -60,8 +73,13 @@ class ServedProcess:
         log_path: Path,
         scheme: str = "http",
         client_cert: tuple[str, str] | None = None,
+        shell_command: str | None = None,
     ) -> None:
-        """Start the server; with ``scheme="https"``, ``client_cert`` opens the TLS door."""
+        """Start the server; with ``scheme="https"``, ``client_cert`` opens the TLS door.
+
+        ``shell_command`` is an ``sh`` command line that execs ``serve`` (it is
+        given ``--port``), such as the one ``make run`` runs.
+        """
         self.port = free_port()
         self.scheme = scheme
         self.ca = env.get("AZERSU_TLS_CLIENT_CA")
@@ -71,8 +89,11 @@ class ServedProcess:
         self.url = f"{self.base_url}/soap"
         self.log_path = log_path
         self._log = log_path.open("wb")
+        command = [sys.executable, "-m", "service", "serve", "--port", str(self.port)]
+        if shell_command is not None:
+            command = ["sh", "-c", f"{shell_command} --port {self.port}"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--port", str(self.port)],
+            command,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -90,7 +111,7 @@ class ServedProcess:
                 health = requests.get(f"{self.base_url}/healthz", timeout=1, **options)
                 if health.status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a busy machine
                 time.sleep(0.1)
         self.stop()
         pytest.fail(f"serve did not start:\n{self.log_text()}")
@@ -135,7 +156,7 @@ def gunicorn_server(
 ) -> Iterator[str]:
     """Serve the hand-made billing data with ``azersu-statement serve``; yield its /soap URL."""
     folder = tmp_path_factory.mktemp("gunicorn")
-    env = fixture_service_env(pki, billing_db, folder / "var", AZERSU_THREADS="2")
+    env = fixture_service_env(pki, billing_db, folder / "var")
     server = ServedProcess(env, folder / "serve.log")
     yield server.url
     assert server.stop() == 0, server.log_text()

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests import billing_fixtures as bf
-from tests.gunicorn_process import free_port, gunicorn_server  # noqa: F401 (a fixture: pytest injects it by name)
+from tests.gunicorn_process import (  # noqa: F401 (a fixture: pytest injects it by name)
+    ServedProcess,
+    free_port,
+    gunicorn_server,
+    registered_portal,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +46,7 @@ def trust_env(pki: dict[str, Path], **overrides: str) -> dict[str, str]:
         AZERSU_SIGN_KEY=str(pki["service.key"]),
         AZERSU_SIGN_CERT=str(pki["service.pem"]),
         AZERSU_TRUST_CA=str(pki["ca.pem"]),
+        AZERSU_TRUSTED_CLIENTS=registered_portal(pki),
         **overrides,
     )
 
@@ -150,3 +158,84 @@ def test_call_with_a_malformed_xroad_client() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "INSTANCE/CLASS/CODE" in result.stderr
+
+
+def test_pki_fingerprint_prints_what_registers_a_caller(pki) -> None:
+    from cryptography import x509
+
+    from service.signing.keys import fingerprint
+
+    result = run_cli("pki", "fingerprint", str(pki["portal.pem"]))
+    assert result.returncode == 0, result.stderr
+    portal = x509.load_pem_x509_certificate(pki["portal.pem"].read_bytes())
+    assert result.stdout == fingerprint(portal) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("certificate", "status", "message"),
+    [
+        pytest.param("ca.pem", 1, "not fit to sign (signer_is_ca)", id="the-ca"),
+        pytest.param("missing.pem", 2, "cannot read a PEM certificate", id="missing-file"),
+        pytest.param("portal.key", 2, "cannot read a PEM certificate", id="a-key"),
+        pytest.param("two.pem", 2, "holds 2 certificates, not one", id="two-certificates"),
+    ],
+)
+def test_pki_fingerprint_refuses(
+    pki, tmp_path: Path, certificate: str, status: int, message: str
+) -> None:
+    (tmp_path / "two.pem").write_bytes(pki["portal.pem"].read_bytes() + pki["ca.pem"].read_bytes())
+    path = pki.get(certificate) or tmp_path / certificate
+    result = run_cli("pki", "fingerprint", str(path))
+    assert result.returncode == status
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_make_run_serves_the_development_portal(tmp_path: Path, billing_db: str) -> None:
+    """The command ``make run`` runs, on a fresh ``pki init``: it starts and answers the portal."""
+    pki_dir = tmp_path / "pki"
+    created = run_cli("pki", "init", "--out", str(pki_dir))
+    assert created.returncode == 0, created.stderr
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "azersu-statement").exists(), "the project is not installed in this venv"
+    # The demo database exists (the billing data comes from the environment), so
+    # `make -n run` prints the one command that `make run` would run.
+    planned = subprocess.run(
+        [
+            "make",
+            "-n",
+            "run",
+            f"PKI={pki_dir}",
+            f"BIN={bin_dir}",
+            f"DEMO_DB={billing_db.removeprefix('sqlite:///')}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    serve_line = planned.stdout.strip().splitlines()[-1]
+    command = f" {bin_dir}/azersu-statement serve"
+    assert serve_line.endswith(command), planned.stdout
+    assert "AZERSU_TRUSTED_CLIENTS=" in serve_line
+    # Run as make runs it, but exec'd: the shell's process is the server, which stop() signals.
+    exec_line = serve_line.removesuffix(command) + " exec" + command
+    env = clean_env(
+        AZERSU_BILLING_URL=billing_db,
+        AZERSU_REPORT_PERIOD=bf.REPORT_PERIOD,
+        AZERSU_VAR_DIR=str(tmp_path / "var"),
+        AZERSU_WORKERS="1",
+    )
+    server = ServedProcess(env, tmp_path / "serve.log", shell_command=exec_line)
+    try:
+        portal = ["--key", str(pki_dir / "portal.key"), "--cert", str(pki_dir / "portal.pem")]
+        result = run_cli(
+            "call", "--url", server.url, "--code", bf.FULL, "--fin", bf.FIN,
+            *portal, "--trust", str(pki_dir / "ca.pem"),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr + server.log_text()
+        assert "Status:  OK" in result.stdout
+    finally:
+        assert server.stop() == 0, server.log_text()
+    assert "ACCEPT_ANY_CALLER" not in server.log_text()

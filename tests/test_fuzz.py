@@ -54,7 +54,7 @@ from service.pki import IssuedPair
 from service.settings import Settings
 from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
-from service.signing.keys import SigningIdentity, load_signing_identity
+from service.signing.keys import SigningIdentity, fingerprint, load_signing_identity
 from service.signing.replay import InMemoryReplayCache
 from service.signing.statement_signature import STATEMENT_TAG, StatementSigner, StatementVerifier
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore
@@ -362,11 +362,18 @@ class FuzzKit:
         self.service: SigningIdentity = load_signing_identity(
             str(pki["service.key"]), str(pki["service.pem"]), None
         )
-        self.trust = TrustStore.from_pem_file(str(pki["ca.pem"]))
+        # The service's store registers the portal; the portal's accepts any
+        # certificate of the CA and checks the service's name.
+        self.caller_trust = TrustStore.from_pem_file(
+            str(pki["ca.pem"]), [fingerprint(self.portal.certificate)]
+        )
+        self.answer_trust = TrustStore.from_pem_file(
+            str(pki["ca.pem"]), accept_any_signer_of_ca=True
+        )
         self.portal_signer = WsseSigner(self.portal, now=lambda: self.signed_at)
         self.service_signer = WsseSigner(self.service, now=lambda: self.signed_at)
         self.statement_signer = StatementSigner(self.service)
-        self.statement_verifier = StatementVerifier(self.trust)
+        self.statement_verifier = StatementVerifier(self.answer_trust)
         self.gateway = SoapGateway(
             lambda environ, start_response: [],
             self.request_verifier(),
@@ -380,12 +387,12 @@ class FuzzKit:
 
     def request_verifier(self) -> WsseVerifier:
         """Return the service's verifier, with a fresh replay cache."""
-        return WsseVerifier(self.trust, InMemoryReplayCache(), now=lambda: self.now)
+        return WsseVerifier(self.caller_trust, InMemoryReplayCache(), now=lambda: self.now)
 
     def response_verifier(self) -> WsseVerifier:
         """Return the portal's verifier of the service's answers."""
         return WsseVerifier(
-            self.trust,
+            self.answer_trust,
             None,
             allow_body_signatures=True,
             signers=frozenset({DEFAULT_SERVICE_SIGNER}),

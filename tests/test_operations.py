@@ -58,7 +58,6 @@ def served(tmp_path: Path, pki, billing_copy: Path):
             "AZERSU_REPORT_PERIOD": bf.REPORT_PERIOD,
             "AZERSU_VAR_DIR": str(tmp_path / "var"),
             "AZERSU_WORKERS": "1",
-            "AZERSU_THREADS": "4",
         }
         env = service_env(pki, **{**settings, **overrides})
         server = ServedProcess(env, tmp_path / f"serve-{len(started)}.log")
@@ -70,9 +69,8 @@ def served(tmp_path: Path, pki, billing_copy: Path):
         server.stop()
 
 
-@pytest.mark.parametrize("worker", ["event", "gthread"])
-def test_health_readiness_and_metrics(served, portal_identity, trust, worker: str) -> None:
-    server = served(AZERSU_WORKERS="2", AZERSU_THREADS="2", AZERSU_WORKER=worker)
+def test_health_readiness_and_metrics(served, portal_identity, trust) -> None:
+    server = served(AZERSU_WORKERS="2")
     client = StatementClient(server.url, portal_identity, trust)
     for _ in range(3):
         assert client.call(bf.FULL, bf.FIN).response.Status == "OK"
@@ -92,8 +90,7 @@ def test_health_readiness_and_metrics(served, portal_identity, trust, worker: st
     assert 'azersu_requests_total{outcome="SUBSCRIBER_CODE_EMPTY"} 1.0' in metrics
     assert "azersu_request_duration_seconds_bucket" in metrics
     assert "azersu_signing_certificate_days_left" in metrics
-    expected = "gthread" if worker == "gthread" else "service.event_worker.EventLoopWorker"
-    assert f"Using worker: {expected}" in server.log_text()
+    assert "Using worker: service.worker.ServiceWorker" in server.log_text()
 
 
 def test_one_json_log_line_per_request_without_personal_data(served, portal_identity, trust):
@@ -237,7 +234,7 @@ def test_kill_9_of_a_worker_loses_no_audit_record(
     served, tmp_path: Path, portal_identity, trust
 ) -> None:
     audit_url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
-    server = served(AZERSU_WORKERS="2", AZERSU_THREADS="1", AZERSU_AUDIT_URL=audit_url)
+    server = served(AZERSU_WORKERS="2", AZERSU_AUDIT_URL=audit_url)
     answered: list[str] = []
     lock = threading.Lock()
 

@@ -40,6 +40,7 @@ from service.signing.replay import (
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseVerifier
 from tests import billing_fixtures as bf
+from tests.gunicorn_process import registered_portal
 from tests.redis_server import RedisServer, free_port
 from tests.wsse_forge import SOAP, forge, q
 
@@ -369,9 +370,9 @@ def start_service(billing_db: str, pki: dict[str, Path], tmp_path: Path) -> Iter
             AZERSU_SIGN_KEY=str(pki["service.key"]),
             AZERSU_SIGN_CERT=str(pki["service.pem"]),
             AZERSU_TRUST_CA=str(pki["ca.pem"]),
+            AZERSU_TRUSTED_CLIENTS=registered_portal(pki),
             AZERSU_REPLAY_URL=replay_url,
             AZERSU_WORKERS=str(workers),
-            AZERSU_THREADS="2",
         )
         log_path = tmp_path / f"gunicorn-{port}.log"
         with log_path.open("wb") as log:

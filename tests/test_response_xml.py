@@ -103,7 +103,7 @@ def paths(billing_db: str) -> tuple[Callable[..., etree._Element | None], Callab
     )
     spyne_app = build_spyne_application(context)
     operation = handler.StatementOperation(context, spyne_app.in_protocol.validation_schema)
-    wsgi = SoapWsgiApplication(spyne_app)
+    wsgi = SoapWsgiApplication(spyne_app, "http://localhost/soap")
 
     def spyne(body: etree._Element, entry: AuditEntry) -> bytes:
         return call(wsgi, clean_envelope(body), {AUDIT_ENVIRON_KEY: entry})[2]

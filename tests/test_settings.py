@@ -56,22 +56,45 @@ def test_settings_file_and_environment_precedence(tmp_path: Path) -> None:
         ({"AZERSU_SUBSCRIBER_CODE_PATTERN": "(["}, "AZERSU_SUBSCRIBER_CODE_PATTERN"),
         ({"AZERSU_BILING_URL": "sqlite://"}, "AZERSU_BILING_URL"),  # misspelt: refused
         ({"AZERSU_SETTINGS_FILE": "/nonexistent/azersu.env"}, "AZERSU_SETTINGS_FILE"),
-        ({"AZERSU_WORKER": "gevent"}, "AZERSU_WORKER"),
-        (
-            {
-                "AZERSU_WORKER": "event",
-                "AZERSU_TLS_CERT": "c.pem",
-                "AZERSU_TLS_KEY": "k.pem",
-                "AZERSU_TLS_CLIENT_CA": "ca.pem",
-            },
-            "AZERSU_WORKER",
-        ),
+        ({"AZERSU_WORKER": "gevent"}, "AZERSU_WORKER"),  # one worker model: no such setting
+        ({"AZERSU_PUBLIC_URL": "attacker.example/soap"}, "AZERSU_PUBLIC_URL"),
+        ({"AZERSU_PUBLIC_URL": "http://a.example/soap?x=1"}, "AZERSU_PUBLIC_URL"),
+        ({"AZERSU_REQUEST_TIMEOUT_S": "0"}, "AZERSU_REQUEST_TIMEOUT_S"),
+        ({"AZERSU_MAX_CONNECTIONS_PER_CLIENT": "0"}, "AZERSU_MAX_CONNECTIONS_PER_CLIENT"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], setting: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
         load_settings(environ)
     assert raised.value.setting == setting
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("true", True), ("TRUE", True), (" True ", True), ("1", True), ("yes", True),
+        ("YES", True), ("false", False), ("False", False), ("0", False), ("no", False),
+        ("No", False),
+    ],
+)  # fmt: skip
+def test_a_bool_setting_reads_true_false_one_zero_yes_no(text: str, expected: bool) -> None:
+    settings = load_settings({"AZERSU_ACCEPT_ANY_CALLER_OF_CA": text})
+    assert settings.accept_any_caller_of_ca is expected
+
+
+def test_a_bool_setting_read_from_the_settings_file(tmp_path: Path) -> None:
+    path = tmp_path / "azersu.env"
+    path.write_text("AZERSU_ACCEPT_ANY_CALLER_OF_CA=yes\n", encoding="utf-8")
+    assert load_settings({"AZERSU_SETTINGS_FILE": str(path)}).accept_any_caller_of_ca is True
+    assert load_settings({}).accept_any_caller_of_ca is False  # the default
+
+
+@pytest.mark.parametrize("text", ["", "on", "off", "y", "2", "-1", "truee", "t", "enabled"])
+def test_a_bool_setting_refuses_anything_else(text: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings({"AZERSU_ACCEPT_ANY_CALLER_OF_CA": text})
+    assert raised.value.setting == "AZERSU_ACCEPT_ANY_CALLER_OF_CA"
+    assert raised.value.problem == f"expected true or false, got {text!r}"
 
 
 def test_bad_settings_file_line(tmp_path: Path) -> None:

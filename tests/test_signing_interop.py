@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -494,7 +495,9 @@ class TimestampAdder:
         return envelope
 
 
-def zeep_client(url: str, pki: dict[str, Path], *, timestamp: bool, **signature: object) -> Client:
+def zeep_client(
+    url: str, pki: dict[str, Path], *, timestamp: bool, **signature: object
+) -> tuple[Client, Any]:
     """Return a plain zeep client that signs with zeep's own BinarySignature.
 
     The responses are never handed to zeep's ``wsse.verify``: every call uses
@@ -507,12 +510,16 @@ def zeep_client(url: str, pki: dict[str, Path], *, timestamp: bool, **signature:
     """
     steps: list[object] = [TimestampAdder()] if timestamp else []
     steps.append(BinarySignature(str(pki["portal.key"]), str(pki["portal.pem"]), **signature))
-    return Client(url + "?wsdl", wsse=steps)
+    client = Client(url + "?wsdl", wsse=steps)
+    # Post to the server under test, not to the address its WSDL publishes.
+    (binding,) = client.wsdl.bindings
+    return client, client.create_service(binding, url)
 
 
-def call_raw(client: Client) -> requests.Response:
+def call_raw(zeep: tuple[Client, Any]) -> requests.Response:
+    client, service = zeep
     with client.settings(raw_response=True):
-        return getattr(client.service, OPERATION)(SubscriberCode=bf.FULL, CitizenFin=bf.FIN)
+        return getattr(service, OPERATION)(SubscriberCode=bf.FULL, CitizenFin=bf.FIN)
 
 
 SHA256 = {
@@ -572,11 +579,9 @@ def test_zeep_requests_the_service_refuses(
 
 
 def test_replayed_zeep_request_is_refused(live_server, pki: dict[str, Path]) -> None:
-    client = zeep_client(live_server.url, pki, timestamp=True, **SHA256)
+    client, service = zeep_client(live_server.url, pki, timestamp=True, **SHA256)
     # create_message runs the wsse steps: the envelope is timestamped and signed once.
-    envelope = client.create_message(
-        client.service, OPERATION, SubscriberCode=bf.FULL, CitizenFin=bf.FIN
-    )
+    envelope = client.create_message(service, OPERATION, SubscriberCode=bf.FULL, CitizenFin=bf.FIN)
     data = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
     assert data.count(b"<wsu:Timestamp") == 1
 

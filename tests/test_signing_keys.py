@@ -422,6 +422,24 @@ START_FAILURES = [
         "not a SHA-256 fingerprint",
         id="bad-fingerprint",
     ),
+    pytest.param(
+        lambda pki, tmp: {"trusted_clients": ""},
+        "AZERSU_TRUSTED_CLIENTS",
+        "empty: list the SHA-256 fingerprints",
+        id="no-registered-caller",
+    ),
+    pytest.param(
+        lambda pki, tmp: {"trusted_clients": " , "},
+        "AZERSU_TRUSTED_CLIENTS",
+        "empty: list the SHA-256 fingerprints",
+        id="only-separators",
+    ),
+    pytest.param(
+        lambda pki, tmp: {"accept_any_caller_of_ca": True},
+        "AZERSU_ACCEPT_ANY_CALLER_OF_CA",
+        "set one or the other",
+        id="registered-callers-and-any-caller",
+    ),
 ]
 
 
@@ -468,20 +486,25 @@ def colon_hex(value: str) -> str:
 
 
 @pytest.mark.parametrize("form", [str.lower, colon_hex], ids=["hex", "colons"])
-def test_pinned_fingerprint_accepts_the_pinned_certificate_only(
+def test_registered_fingerprint_accepts_the_registered_certificate_only(
     pki: dict[str, Path], ca: IssuedPair, form: Callable[[str], str]
 ) -> None:
     portal = x509.load_pem_x509_certificate(pki["portal.pem"].read_bytes())
     other = issue(ca, "another portal", "e-gov.az", client=True).certificate
-    store = TrustStore.from_pem_file(str(pki["ca.pem"]), pinned=[form(fingerprint(portal))])
+    store = TrustStore.from_pem_file(str(pki["ca.pem"]), registered=[form(fingerprint(portal))])
     store.check(portal)
     with pytest.raises(FailedAuthentication) as raised:
         store.check(other)
-    assert raised.value.reason == "certificate_not_pinned"
-    # Without pins both chain to the CA and are trusted.
-    unpinned = TrustStore.from_pem_file(str(pki["ca.pem"]))
-    unpinned.check(portal)
-    unpinned.check(other)
+    assert raised.value.reason == "signer_not_registered"
+    # A store that registers no one accepts no one: both chain to the CA, neither is in.
+    for cert in (portal, other):
+        with pytest.raises(FailedAuthentication) as raised:
+            TrustStore.from_pem_file(str(pki["ca.pem"])).check(cert)
+        assert raised.value.reason == "signer_not_registered"
+    # Built to accept any signer of the CA (a client checking the service by name), both are.
+    any_signer = TrustStore.from_pem_file(str(pki["ca.pem"]), accept_any_signer_of_ca=True)
+    any_signer.check(portal)
+    any_signer.check(other)
 
 
 @pytest.mark.parametrize(
@@ -491,13 +514,15 @@ def test_pinned_fingerprint_accepts_the_pinned_certificate_only(
 )
 def test_bad_pinned_fingerprint_is_a_configuration_error(pki: dict[str, Path], text: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
-        TrustStore.from_pem_file(str(pki["ca.pem"]), pinned=[text])
+        TrustStore.from_pem_file(str(pki["ca.pem"]), registered=[text])
     assert raised.value.setting == "AZERSU_TRUSTED_CLIENTS"
 
 
 def test_bundle_with_old_and_new_ca_trusts_both(tmp_path: Path) -> None:
     old_ca, new_ca, stranger = create_ca("Old CA"), create_ca("New CA"), create_ca("Stranger CA")
-    store = TrustStore.from_pem_file(write_ca_bundle(tmp_path / "bundle.pem", old_ca, new_ca))
+    store = TrustStore.from_pem_file(
+        write_ca_bundle(tmp_path / "bundle.pem", old_ca, new_ca), accept_any_signer_of_ca=True
+    )
     assert len(store.anchors) == 2
     store.check(issue(old_ca, "portal (old)", "e-gov.az", client=True).certificate)
     store.check(issue(new_ca, "portal (new)", "e-gov.az", client=True).certificate)
@@ -533,7 +558,9 @@ def test_certificates_outside_their_validity_are_refused(
         not_before=NOW + dt.timedelta(days=leaf_start),
         days=leaf_days,
     )
-    store = TrustStore.from_pem_file(write_ca_bundle(tmp_path / "ca.pem", dated_ca))
+    store = TrustStore.from_pem_file(
+        write_ca_bundle(tmp_path / "ca.pem", dated_ca), accept_any_signer_of_ca=True
+    )
     with pytest.raises(FailedAuthentication) as raised:
         store.check(leaf.certificate)
     assert raised.value.reason == reason

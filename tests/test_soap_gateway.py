@@ -100,3 +100,79 @@ def test_wsdl_is_served_unsigned(live_server) -> None:
     response = requests.get(f"{live_server.url}?wsdl", timeout=10)
     assert response.status_code == 200
     assert b"Security" not in response.content
+
+
+def _with_header(body: str, header: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>'
+        f'<s:Envelope xmlns:s="{SOAP}" xmlns:t="{TNS}"><s:Header>{header}</s:Header>'
+        f"<s:Body>{body}</s:Body></s:Envelope>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "answered"),
+    [
+        (
+            "unknown block, mustUnderstand=1",
+            '<x:Routing xmlns:x="urn:example:routing" s:mustUnderstand="1">a</x:Routing>',
+            "soap11env:MustUnderstand",
+        ),
+        (
+            "unknown block, mustUnderstand=true",
+            '<x:Routing xmlns:x="urn:example:routing" s:mustUnderstand="true">a</x:Routing>',
+            "soap11env:MustUnderstand",
+        ),
+        (
+            "unknown block, mustUnderstand=0",
+            '<x:Routing xmlns:x="urn:example:routing" s:mustUnderstand="0">a</x:Routing>',
+            "OK",
+        ),
+        (
+            "unknown block for another actor",
+            '<x:Routing xmlns:x="urn:example:routing" s:mustUnderstand="1" '
+            's:actor="urn:example:another-node">a</x:Routing>',
+            "OK",
+        ),
+        ("unknown block, optional", '<x:Routing xmlns:x="urn:example:routing">a</x:Routing>', "OK"),
+    ],
+)
+def test_must_understand_blocks_we_do_not_process_get_the_soap_fault(
+    live_server, sign, trust, name: str, header: str, answered: str
+) -> None:
+    signed = sign(_with_header(request_body(), header))
+    response = requests.post(live_server.url, data=signed, headers=HEADERS, timeout=10)
+    root = etree.fromstring(response.content)
+    WsseVerifier(trust, None, allow_body_signatures=True).verify(root)  # signed, either way
+    if answered == "OK":
+        assert response.status_code == 200
+        assert root.findtext(f".//{{{TNS}}}Status") == "OK"
+    else:
+        assert response.status_code == 500
+        assert _fault(response.content) == (answered, "A mandatory header block was not understood")
+        assert bf.AZ_LAST.encode() not in response.content
+
+
+def test_security_header_with_must_understand_is_processed(live_server, sign) -> None:
+    signed = etree.fromstring(sign(envelope(request_body())))
+    security = signed.find(f"{{{SOAP}}}Header/{{{ns.WSSE}}}Security")
+    security.set(f"{{{SOAP}}}mustUnderstand", "1")  # outside what is signed, as WSS4J sets it
+    response = requests.post(
+        live_server.url, data=etree.tostring(signed), headers=HEADERS, timeout=10
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("count", [0, 2, 3])
+def test_the_body_holds_exactly_one_operation(live_server, sign, trust, count: int) -> None:
+    body = "".join(request_body(code) for code in [bf.FULL, bf.GAPS, bf.FULL][:count])
+    response = requests.post(
+        live_server.url, data=sign(envelope(body)), headers=HEADERS, timeout=10
+    )
+    assert response.status_code == 500
+    assert _fault(response.content) == (
+        "soap11env:Client.OneOperation",
+        "The Body must hold exactly one operation element",
+    )
+    WsseVerifier(trust, None).verify(etree.fromstring(response.content))
+    assert b"Statement" not in response.content

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import time
+
+import pytest
 import requests
 from lxml import etree
 
 from service.wsdl.contract import SNAPSHOT, normalize_wsdl
 from service.wsdl.namespaces import TNS
+from tests.gunicorn_process import ServedProcess, fixture_service_env
 
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
 SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
@@ -45,7 +50,7 @@ def test_contract_names(live_server) -> None:
     for body in operations[0].iterfind(".//soap:body", NS):
         assert body.get("use") == "literal"
     address = root.find("wsdl:service/wsdl:port/soap:address", NS).get("location")
-    assert address == live_server.url
+    assert address == live_server.app.settings.resolved_public_url
 
 
 def test_request_and_response_elements(live_server) -> None:
@@ -91,3 +96,58 @@ def test_request_and_response_elements(live_server) -> None:
         "Totals",
         "Currency",
     ]
+
+
+def _address(wsdl: bytes) -> str:
+    root = etree.fromstring(wsdl)
+    return root.find("wsdl:service/wsdl:port/soap:address", NS).get("location")
+
+
+HOSTILE_HOSTS = [
+    "attacker.example:8443",
+    "attacker.example",
+    "127.0.0.1:8080@attacker.example",
+    "[::1]:1",
+    "a" * 300,
+]
+
+
+@pytest.mark.parametrize("host", HOSTILE_HOSTS)
+def test_the_wsdl_address_never_comes_from_the_host_header(live_server, host: str) -> None:
+    wsdl = requests.get(f"{live_server.url}?wsdl", headers={"Host": host}, timeout=10).content
+    assert _address(wsdl) == live_server.app.settings.resolved_public_url
+    assert b"attacker" not in wsdl
+
+
+@pytest.mark.slow
+def test_fresh_workers_publish_the_configured_address(tmp_path, pki, billing_db) -> None:
+    """Hostile Host headers on the first WSDL requests of new workers, at start and after SIGHUP."""
+    public = "https://billing-statement.azersu.az/soap"
+    env = fixture_service_env(
+        pki, billing_db, tmp_path, AZERSU_WORKERS="2", AZERSU_PUBLIC_URL=public
+    )
+    server = ServedProcess(env, tmp_path / "serve.log")
+    try:
+        for round_ in range(2):
+            pids = set(server.worker_pids())
+            # Fresh connections, so that both workers get their share of the poison.
+            for i in range(8):
+                poisoned = requests.get(
+                    f"{server.url}?wsdl",
+                    headers={"Host": f"attacker{i}.example:8443", "Connection": "close"},
+                    timeout=10,
+                )
+                assert _address(poisoned.content) == public
+            for _ in range(8):
+                wsdl = requests.get(
+                    f"{server.url}?wsdl", headers={"Connection": "close"}, timeout=10
+                )
+                assert _address(wsdl.content) == public
+            if round_ == 0:
+                server.signal(signal.SIGHUP)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and pids & set(server.worker_pids()):
+                    time.sleep(0.2)
+                assert not pids & set(server.worker_pids())  # all workers are new
+    finally:
+        server.stop()

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 import service.handlers.billing_statement as handler
+from service.app import create_app
 from service.errors import (
     FailedAuthentication,
     FailedCheck,
@@ -37,6 +38,7 @@ from service.errors import (
 from service.pki import IssuedPair, create_ca, issue, new_key
 from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
+from service.signing.keys import fingerprint
 from service.signing.policy import (
     ENVELOPED_CHAIN,
     EXCLUSIVE_C14N_CHAIN,
@@ -548,10 +550,13 @@ def test_replayed_message_is_refused(keys: Keys, live_server, response_verifier)
     ids=["rsa-sha512", "sha512-digest", "ecdsa-sha256", "node-soap-enveloped-then-exc-c14n"],
 )
 def test_allowed_algorithms_are_accepted(
-    signer: str, options: dict[str, object], keys: Keys, live_server
+    signer: str, options: dict[str, object], keys: Keys, settings, serve_app
 ) -> None:
+    # The portal's RSA key and an EC key of the same CA, both registered callers.
+    registered = " ".join(fingerprint(pair.certificate) for pair in (keys.portal, keys.ec))
+    server = serve_app(create_app(dataclasses.replace(settings, trusted_clients=registered)))
     payload = forge(getattr(keys, signer), **options).bytes()  # type: ignore[arg-type]
-    response = requests.post(live_server.url, data=payload, headers=HEADERS, timeout=10)
+    response = requests.post(server.url, data=payload, headers=HEADERS, timeout=10)
     assert response.status_code == 200, response.text
     assert (
         etree.fromstring(response.content).findtext(

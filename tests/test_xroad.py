@@ -106,7 +106,7 @@ def test_zeep_header_objects(live_server, portal_identity, trust) -> None:
         "protocolVersion": "4.0",
     }
     with zeep.settings(raw_response=True):
-        http = zeep.service.GetBillingStatement(
+        http = client.service.GetBillingStatement(
             SubscriberCode=bf.FULL, CitizenFin=bf.FIN, _soapheaders=headers
         )
     verified, statement = client.verify_response(http.content)

@@ -8,10 +8,16 @@ and the new CA during a changeover): if the new files check out, gunicorn
 starts new workers with them and retires the old ones gracefully, with no
 downtime; if they don't, the error is logged and the workers keep the
 material they have.
+
+Callers are registered, not merely trusted: the start is refused while
+``AZERSU_TRUSTED_CLIENTS`` is empty, unless ``AZERSU_ACCEPT_ANY_CALLER_OF_CA``
+says, explicitly, that any certificate the CA issued may call -- which is
+then logged as a warning at every start.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,22 +26,47 @@ from service.settings import Settings
 from service.signing.keys import SigningIdentity, read_password, signing_identity_from_bytes
 from service.signing.trust import TrustStore
 
+log = logging.getLogger("service.trust")
+
 
 @dataclass(frozen=True)
 class TrustMaterial:
-    """The bytes of the signing key, its certificate and the trust bundle."""
+    """The bytes of the signing key, its certificate and the trust bundle, and the callers."""
 
     key: bytes = field(repr=False)
     cert: bytes
     password: bytes | None = field(repr=False)
     trust_bundle: bytes
-    pinned: tuple[str, ...] = ()
+    #: SHA-256 fingerprints of the registered callers' certificates.
+    registered_callers: tuple[str, ...] = ()
+    accept_any_caller_of_ca: bool = False
 
     def build(self) -> tuple[SigningIdentity, TrustStore]:
         """Return the signing identity and trust store, or raise ConfigurationError."""
+        check_caller_policy(self.registered_callers, self.accept_any_caller_of_ca)
         identity = signing_identity_from_bytes(self.key, self.cert, self.password)
-        trust = TrustStore.from_pem_bytes(self.trust_bundle, self.pinned)
+        trust = TrustStore.from_pem_bytes(
+            self.trust_bundle,
+            self.registered_callers,
+            accept_any_signer_of_ca=self.accept_any_caller_of_ca,
+        )
         return identity, trust
+
+
+def check_caller_policy(registered: tuple[str, ...], accept_any_caller_of_ca: bool) -> None:
+    """Refuse a start that names no caller, or that both names callers and accepts any."""
+    if accept_any_caller_of_ca and registered:
+        raise ConfigurationError(
+            "AZERSU_ACCEPT_ANY_CALLER_OF_CA",
+            "true while AZERSU_TRUSTED_CLIENTS lists callers: set one or the other",
+        )
+    if not registered and not accept_any_caller_of_ca:
+        raise ConfigurationError(
+            "AZERSU_TRUSTED_CLIENTS",
+            "empty: list the SHA-256 fingerprints of the callers' certificates "
+            "('azersu-statement pki fingerprint CERT' prints one), or set "
+            "AZERSU_ACCEPT_ANY_CALLER_OF_CA=true to let any certificate the CA issued call",
+        )
 
 
 def _read(path: str, setting: str, hint: str = "") -> bytes:
@@ -55,7 +86,14 @@ def read_trust_material(settings: Settings) -> TrustMaterial:
         cert=_read(settings.sign_cert, "AZERSU_SIGN_CERT") if settings.sign_cert else b"",
         password=read_password(settings.sign_key_password, settings.sign_key_password_file),
         trust_bundle=_read(settings.trust_ca, "AZERSU_TRUST_CA", hint),
-        pinned=settings.trusted_client_fingerprints,
+        registered_callers=settings.trusted_client_fingerprints,
+        accept_any_caller_of_ca=settings.accept_any_caller_of_ca,
     )
     material.build()  # check now: a bad file stops the start, or is refused on reload
+    if material.accept_any_caller_of_ca:
+        log.warning(
+            "AZERSU_ACCEPT_ANY_CALLER_OF_CA=true: any certificate issued by a CA of "
+            "AZERSU_TRUST_CA may call and read statements; register the callers in "
+            "AZERSU_TRUSTED_CLIENTS instead"
+        )
     return material

@@ -1,11 +1,15 @@
-"""Trust anchors and pinned client certificates.
+"""Who may sign: trust anchors, fitness to sign, and registered callers.
 
-A signer's certificate is trusted when it is inside its validity period, is
-issued directly by a CA certificate of the configured bundle that is itself
-valid (``AZERSU_TRUST_CA``, PEM; every certificate of the bundle is an anchor,
-an intermediate CA included, and during a changeover it may hold the old and
-the new CA), and -- when
-``AZERSU_TRUSTED_CLIENTS`` lists SHA-256 fingerprints -- is one of them.
+Chaining to a CA proves who a certificate belongs to, not that its holder may
+call: a state CA issues certificates to every citizen and to other CAs.  So a
+signer's certificate is accepted only when it is fit to sign (an end entity,
+not a trust anchor or other CA, whose key usage allows signatures and whose key
+is strong enough), is inside its validity period, is registered (its SHA-256
+fingerprint is in ``AZERSU_TRUSTED_CLIENTS``) -- unless the store was built,
+explicitly, to accept any signer of its CAs -- and is issued directly by a CA
+certificate of the configured bundle that is itself valid (``AZERSU_TRUST_CA``,
+PEM; every certificate of the bundle is an anchor, an intermediate CA included,
+and during a changeover it may hold the old and the new CA).
 """
 
 from __future__ import annotations
@@ -16,11 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import NameOID
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import NameOID, PublicKeyAlgorithmOID
 
 from service.errors import ConfigurationError, FailedAuthentication
 from service.signing.keys import fingerprint
+
+#: The smallest keys accepted from a signer, in bits (RSA modulus, EC curve order).
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
@@ -29,6 +39,13 @@ def _is_ca(cert: x509.Certificate) -> bool:
     except x509.ExtensionNotFound:
         return False
     return constraints.value.ca
+
+
+def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -45,21 +62,112 @@ def _within_validity(cert: x509.Certificate, now: dt.datetime) -> bool:
     return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
 
 
+def _is_dsa(cert: x509.Certificate) -> bool:
+    # Told from the algorithm alone: loading a DSA key is deprecated in cryptography.
+    return cert.public_key_algorithm_oid == PublicKeyAlgorithmOID.DSA
+
+
+def _public_key_der(cert: x509.Certificate) -> bytes | None:
+    """Return the certificate's SubjectPublicKeyInfo (DER), or None for a key type we can't read."""
+    if _is_dsa(cert):
+        return None  # never an anchor's: an anchor has signed with its key
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _refuse(cert: x509.Certificate, problem: str, reason: str) -> FailedAuthentication:
+    return FailedAuthentication(f"certificate {cert.subject.rfc4514_string()} {problem}", reason)
+
+
+def _check_key_strength(cert: x509.Certificate) -> None:
+    if _is_dsa(cert):
+        raise _refuse(cert, "has a DSA key", "key_type_not_allowed")
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise _refuse(cert, f"has a key of no usable type: {exc}", "key_type_not_allowed") from exc
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise _refuse(cert, f"has an RSA-{key.key_size} key", "weak_key")
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.key_size < MIN_EC_BITS:
+            raise _refuse(cert, f"has an EC key on {key.curve.name}", "weak_key")
+    elif not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        # X25519 and X448: key agreement only.
+        raise _refuse(cert, f"has a {type(key).__name__} key", "key_type_not_allowed")
+
+
+def check_fit_to_sign(cert: x509.Certificate) -> None:
+    """Raise FailedAuthentication unless ``cert`` is an end entity's certificate fit to sign.
+
+    Refused, each with its reason: a CA certificate (BasicConstraints CA:TRUE,
+    ``signer_is_ca``); a KeyUsage that allows neither digitalSignature nor
+    nonRepudiation (``key_usage_not_signing``; a certificate without KeyUsage
+    is not restricted by it); an RSA key under 2048 bits or an EC key under 256
+    bits (``weak_key``); a key of any other type but Ed25519 and Ed448, DSA
+    included (``key_type_not_allowed``).  A certificate whose extensions can't
+    be parsed is refused too (``certificate_extensions_malformed``).
+    """
+    try:
+        is_ca = _is_ca(cert)
+        key_usage = _key_usage(cert)
+    except ValueError as exc:
+        raise _refuse(
+            cert, f"has extensions that can't be parsed: {exc}", "certificate_extensions_malformed"
+        ) from exc
+    if is_ca:
+        raise _refuse(cert, "is a CA certificate (BasicConstraints CA:TRUE)", "signer_is_ca")
+    if key_usage is not None and not (key_usage.digital_signature or key_usage.content_commitment):
+        raise _refuse(
+            cert,
+            "has a KeyUsage without digitalSignature or nonRepudiation",
+            "key_usage_not_signing",
+        )
+    _check_key_strength(cert)
+
+
 @dataclass(frozen=True)
 class TrustStore:
-    """CA certificates and optional pinned fingerprints of trusted signers."""
+    """CA certificates, and the signers accepted among the certificates they issued.
+
+    ``registered`` holds the SHA-256 fingerprints of the accepted signers.  A
+    store with ``accept_any_signer_of_ca`` accepts every fit certificate its
+    CAs issued instead: for a client checking the service's answers (it checks
+    the signer's name too), or for a service started, explicitly, with
+    ``AZERSU_ACCEPT_ANY_CALLER_OF_CA``.  A store with neither accepts no one.
+    """
 
     anchors: tuple[x509.Certificate, ...]
-    pinned: frozenset[str] = frozenset()
+    registered: frozenset[str] = frozenset()
+    accept_any_signer_of_ca: bool = False
+    # The anchors' public keys: a certificate of an anchor's key is the anchor,
+    # however it was (re-)issued, and never signs a request.
+    _anchor_keys: frozenset[bytes] = field(
+        default=frozenset(), init=False, repr=False, compare=False
+    )
     # Fingerprint -> the anchor that issued it: checking a CA signature costs
     # more than the rest of a request's trust check, and callers are few.
     _issuers: dict[str, x509.Certificate] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
+    def __post_init__(self) -> None:
+        if self.registered and self.accept_any_signer_of_ca:
+            raise ValueError("a trust store checks registered signers or accepts any, not both")
+        keys = frozenset(filter(None, (_public_key_der(anchor) for anchor in self.anchors)))
+        object.__setattr__(self, "_anchor_keys", keys)
+
     @classmethod
     def from_pem_file(
-        cls, path: str, pinned: Iterable[str] = (), setting: str = "AZERSU_TRUST_CA"
+        cls,
+        path: str,
+        registered: Iterable[str] = (),
+        setting: str = "AZERSU_TRUST_CA",
+        *,
+        accept_any_signer_of_ca: bool = False,
     ) -> TrustStore:
         """Load a PEM bundle of CA certificates (every one must be a CA)."""
         if not path:
@@ -70,15 +178,19 @@ class TrustStore:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise ConfigurationError(setting, f"cannot read {path}: {exc.strerror}") from exc
-        return cls.from_pem_bytes(data, pinned, setting, source=path)
+        return cls.from_pem_bytes(
+            data, registered, setting, source=path, accept_any_signer_of_ca=accept_any_signer_of_ca
+        )
 
     @classmethod
     def from_pem_bytes(
         cls,
         data: bytes,
-        pinned: Iterable[str] = (),
+        registered: Iterable[str] = (),
         setting: str = "AZERSU_TRUST_CA",
         source: str = "the bundle",
+        *,
+        accept_any_signer_of_ca: bool = False,
     ) -> TrustStore:
         """Load CA certificates from PEM bytes (every one must be a CA)."""
         try:
@@ -90,7 +202,11 @@ class TrustStore:
                 raise ConfigurationError(
                     setting, f"{cert.subject.rfc4514_string()} is not a CA certificate"
                 )
-        return cls(certificates, frozenset(normalize_fingerprint(f) for f in pinned))
+        return cls(
+            certificates,
+            frozenset(normalize_fingerprint(f) for f in registered),
+            accept_any_signer_of_ca,
+        )
 
     def check(
         self,
@@ -98,29 +214,37 @@ class TrustStore:
         now: dt.datetime | None = None,
         cert_fingerprint: str | None = None,
     ) -> None:
-        """Raise FailedAuthentication unless ``cert`` is trusted now.
+        """Raise FailedAuthentication unless ``cert`` may sign now.
 
         ``cert_fingerprint`` is the certificate's SHA-256 fingerprint when the
         caller already has it (the verifier keeps it with the parsed token).
         """
         now = now or dt.datetime.now(dt.UTC)
         key = cert_fingerprint or fingerprint(cert)
+        self._refuse_trust_anchor(cert)
+        check_fit_to_sign(cert)
         if not _within_validity(cert, now):
-            raise FailedAuthentication(
-                f"certificate {cert.subject.rfc4514_string()} is outside its validity "
-                f"{cert.not_valid_before_utc:%Y-%m-%d}..{cert.not_valid_after_utc:%Y-%m-%d}",
-                reason="certificate_validity",
+            raise _refuse(
+                cert,
+                f"is outside its validity {cert.not_valid_before_utc:%Y-%m-%d}.."
+                f"{cert.not_valid_after_utc:%Y-%m-%d}",
+                "certificate_validity",
             )
-        if self.pinned and key not in self.pinned:
-            raise FailedAuthentication(
-                f"certificate {cert.subject.rfc4514_string()} is not in AZERSU_TRUSTED_CLIENTS",
-                reason="certificate_not_pinned",
+        if not self.accept_any_signer_of_ca and key not in self.registered:
+            raise _refuse(
+                cert,
+                f"(SHA-256 {key}) is not registered in AZERSU_TRUSTED_CLIENTS",
+                "signer_not_registered",
             )
         if not self._issued_by_anchor(cert, key, now):
-            raise FailedAuthentication(
-                f"certificate {cert.subject.rfc4514_string()} does not chain to a trust anchor",
-                reason="untrusted_issuer",
-            )
+            raise _refuse(cert, "does not chain to a trust anchor", "untrusted_issuer")
+
+    def _refuse_trust_anchor(self, cert: x509.Certificate) -> None:
+        """Refuse an anchor itself (by its key), whether or not it is also registered."""
+        if any(cert == anchor for anchor in self.anchors) or (
+            _public_key_der(cert) in self._anchor_keys
+        ):
+            raise _refuse(cert, "is a trust anchor", "signer_is_trust_anchor")
 
     def _issued_by_anchor(self, cert: x509.Certificate, key: str, now: dt.datetime) -> bool:
         issuer = self._issuers.get(key)
