@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
-from copy import deepcopy
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -161,6 +160,7 @@ def test_only_the_wrapper_is_taken(paths) -> None:
 TRICKY_TEXT = [
     ("markup", "Ə & <Ş> \"ç\" 'ğ'"),
     ("carriage_return_and_tabs", "Bakı,\r\n\tNəsimi r."),
+    ("surrounding_whitespace", "  Bakı \t\n"),
     ("entity_lookalike", "&amp; &#49; &lt;x&gt;"),
     ("cdata_lookalike", "<![CDATA[ı]]> ]]>"),
     ("azerbaijani", "İlham Məmmədov Ağaəli oğlu, Şüvəlan qəs., Günəşli küç. ö ü ç"),
@@ -201,15 +201,51 @@ def test_written_text_is_the_data_exactly(name: str, text: str) -> None:
         assert envelope.findtext(f".//{t}Subscriber/{t}{field}") == text
     assert envelope.findtext(f".//{t}Issuer") == text
     assert envelope.find(f".//{t}Statement").get("Id") == statement_id
-    # Element by element, the tree is the one SubElement builds from the same values.
+    # Element by element, the tree is the one SubElement builds from the same
+    # values, written out here (nothing of the envelope under test is reused).
     reference = etree.Element(
         f"{{{SOAP11_ENV}}}Envelope", nsmap={"soap11env": SOAP11_ENV, "tns": TNS}
     )
     response = etree.SubElement(etree.SubElement(reference, f"{{{SOAP11_ENV}}}Body"), RESPONSE_TAG)
     etree.SubElement(response, t + "Status").text = "OK"
     etree.SubElement(response, t + "Message").text = text
-    response.append(deepcopy(envelope.find(f".//{t}Statement")))
+    _reference_statement(response, text, statement_id)
     assert _c14n(envelope) == _c14n(reference)
+
+
+def _reference_statement(parent: etree._Element, text: str, statement_id: str) -> None:
+    """Append the Statement of :func:`_statement_with`, built by SubElement from literals."""
+    t = f"{{{TNS}}}"
+
+    def add(element: etree._Element, *fields: tuple[str, str]) -> None:
+        for name, value in fields:
+            etree.SubElement(element, t + name).text = value
+
+    statement = etree.SubElement(parent, t + "Statement", Id=statement_id)
+    add(
+        statement,
+        ("StatementNumber", "AZS-20260314-ABCDEF012345"),
+        ("IssuedAt", "2026-03-14T09:26:53+04:00"),
+        ("Issuer", text),
+    )
+    subscriber = etree.SubElement(statement, t + "Subscriber")
+    add(
+        subscriber,
+        ("Code", "100000001"),
+        ("LastName", text),
+        ("FirstName", text),
+        ("Patronymic", text),
+        ("Address", text),
+        ("PersonsCount", "3"),
+        ("WaterSupply", "true"),
+        ("Wastewater", "false"),
+        ("MeterType", "MECHANICAL"),
+    )
+    period = etree.SubElement(etree.SubElement(statement, t + "Periods"), t + "Period")
+    amounts = (("ConsumptionM3", "12.5"), ("InvoicedAmount", "8.75"), ("PaidAmount", "0.00"))
+    add(period, ("Year", "2026"), ("Month", "2"), *amounts)
+    add(etree.SubElement(statement, t + "Totals"), *amounts)
+    add(statement, ("Currency", "AZN"))
 
 
 def test_text_xml_cannot_carry_fails_instead_of_being_altered() -> None:

@@ -22,10 +22,5 @@ ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
 
-#: The signature algorithms a request may use: no SHA-1, MD5 or HMAC.
-ALLOWED_SIGNATURE_METHODS = frozenset({RSA_SHA256, RSA_SHA512, ECDSA_SHA256})
-#: The digest algorithms a reference may use.
-ALLOWED_DIGEST_METHODS = frozenset({SHA256, SHA512})
-
 
 NSMAP_DS = {"ds": DS}
