@@ -79,7 +79,7 @@ class ServiceApp:
             else None
         )
         self.soap = SoapGateway(
-            StatementOperation(context, contract.request_schema),
+            StatementOperation(context, contract.schema),
             self.verifier,
             WsseSigner(identity, lifetime_s=settings.response_lifetime_s),
             StatementSigner(identity),

@@ -221,15 +221,15 @@ class StatementOperation:
     not a request (a response, a Statement) is ``Client.UnknownOperation``.
     """
 
-    def __init__(self, context: StatementContext, request_schema: etree.XMLSchema) -> None:
+    def __init__(self, context: StatementContext, schema: etree.XMLSchema) -> None:
         self.context = context
-        self.request_schema = request_schema
+        self.schema = schema
 
     def __call__(self, operation: etree._Element, request: OperationRequest) -> etree._Element:
         """Answer the operation element; raise the Fault of a request it can't take."""
         # In document/literal an unknown operation is an element the schema lacks.
-        if not self.request_schema.validate(operation):
-            raise SchemaViolation(str(self.request_schema.error_log)[:500])
+        if not self.schema.validate(operation):
+            raise SchemaViolation(str(self.schema.error_log)[:500])
         if operation.tag != REQUEST_TAG:  # declared by the contract, but not a request
             raise UnknownOperation(f"{operation.tag!r}")
         values: list[str | None] = [None] * len(_REQUEST_FIELDS)

@@ -68,8 +68,9 @@ class Contract:
 
     #: The WSDL document, naming ``public_url`` as the service's address.
     wsdl: bytes
-    #: The ``xs:schema`` of the target namespace in that WSDL, compiled.
-    request_schema: etree.XMLSchema
+    #: The ``xs:schema`` of the target namespace in that WSDL, compiled: requests
+    #: are validated against it, and every response is valid under it.
+    schema: etree.XMLSchema
 
 
 def build_contract(public_url: str) -> Contract:
