@@ -1545,7 +1545,13 @@ def compare_with_baseline(
                     "other_processes_cpus": level["other_processes_cpus"],
                 }
             )
+    mismatched = {
+        key: (baseline.get("config", {}).get(key), report["config"][key])
+        for key in ("subscribers", "duration_s", "workers")
+        if baseline.get("config", {}).get(key) != report["config"][key]
+    }
     return {
+        "mismatched_settings": mismatched,
         "baseline": str(baseline_path),
         "baseline_commit": baseline.get("machine", {}).get("git_commit", ""),
         "baseline_started_at": baseline.get("started_at", ""),
@@ -1559,6 +1565,13 @@ def comparison_table(comparison: dict[str, Any]) -> str:
         f"Against the baseline {comparison['baseline']} (commit {comparison['baseline_commit']}, "
         f"{comparison['baseline_started_at']}):",
         "",
+    ]
+    if comparison["mismatched_settings"]:
+        lines += [
+            f"**Measured differently** (baseline, this run): {comparison['mismatched_settings']}",
+            "",
+        ]
+    lines += [
         "| configuration | concurrency | req/s baseline | req/s | ratio | p99 ms baseline "
         "| p99 ms | CPU ms/req baseline | CPU ms/req | other load baseline | other load |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -1634,6 +1647,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="before each level, wait up to this many seconds for other processes to go "
         "below a quarter of a CPU (default 60; the machine is shared)",
     )
+    parser.add_argument(
+        "--max-other-load",
+        type=float,
+        default=0.5,
+        help="a level during which other processes used more CPUs than this is run again "
+        "(default 0.5)",
+    )
+    parser.add_argument(
+        "--noisy-retries",
+        type=int,
+        default=2,
+        help="how many times a disturbed level is run again; the least disturbed attempt is "
+        "reported (default 2)",
+    )
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames)")
     parser.add_argument("--keep-var", action="store_true", help="keep the run's var folder")
     return parser.parse_args(argv)
@@ -1702,6 +1729,53 @@ def measure_configuration(name: str, run: RunContext) -> dict[str, Any]:
     return figures
 
 
+def measure_level(
+    server: BenchServer,
+    backing: Backing,
+    factory: RequestFactory,
+    run: RunContext,
+    concurrency: int,
+    batch: int,
+) -> dict[str, Any]:
+    """Run one level; run it again (up to ``--noisy-retries`` times) while others disturb it.
+
+    The least disturbed attempt is kept; the others are listed in it
+    (``disturbed_attempts``), with their throughput and other load.
+    """
+    args = run.args
+    attempts: list[dict[str, Any]] = []
+    while True:
+        level = run_level(
+            server,
+            backing,
+            factory,
+            concurrency,
+            args.duration,
+            batch,
+            quiet_wait_s=args.quiet_wait,
+        )
+        attempts.append(level.as_dict(run.floor_ms))
+        other = attempts[-1]["other_processes_cpus"]
+        if other <= args.max_other_load or len(attempts) > args.noisy_retries:
+            break
+        print(
+            f"  c={concurrency}: other processes used {other} CPUs "
+            f"({attempts[-1]['requests_per_s']:.0f} req/s); again",
+            flush=True,
+        )
+    best = min(attempts, key=lambda a: a["other_processes_cpus"])
+    best["disturbed_attempts"] = [
+        {
+            "requests_per_s": a["requests_per_s"],
+            "other_processes_cpus": a["other_processes_cpus"],
+            "server_cpu_ms_per_request": a["server_cpu_ms_per_request"],
+        }
+        for a in attempts
+        if a is not best
+    ]
+    return best
+
+
 def measure_levels(
     server: BenchServer,
     backing: Backing,
@@ -1725,16 +1799,7 @@ def measure_levels(
     for concurrency in run.levels:
         batch = max(per_level_min, math.ceil(rate * 2.5 * args.duration) + 200)
         print(f"  level c={concurrency}, {args.duration:.0f} s", flush=True)
-        level = run_level(
-            server,
-            backing,
-            factory,
-            concurrency,
-            args.duration,
-            batch,
-            quiet_wait_s=args.quiet_wait,
-        )
-        result = level.as_dict(run.floor_ms)
+        result = measure_level(server, backing, factory, run, concurrency, batch)
         rate = max(rate, result["requests_per_s"])
         results.append(result)
         print(
