@@ -1632,6 +1632,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "default: this one",
     )
     parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the servers of every configuration (an experiment, e.g. "
+        "PSYCOPG_WAIT_FUNC=wait_select); repeatable, recorded in the report",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="a JSON report of an earlier run (e.g. --server-root of the old code) to put "
@@ -1664,6 +1672,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames)")
     parser.add_argument("--keep-var", action="store_true", help="keep the run's var folder")
     return parser.parse_args(argv)
+
+
+def server_env(assignments: Sequence[str]) -> dict[str, str]:
+    """Return ``NAME=VALUE`` options as a mapping (a malformed one ends the run)."""
+    env = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--server-env expects NAME=VALUE, got {assignment!r}")
+        env[name] = value
+    return env
 
 
 @dataclass
@@ -1701,7 +1720,7 @@ def measure_configuration(name: str, run: RunContext) -> dict[str, Any]:
             backing.billing_url,
             var_dir,
             workers=args.workers,
-            extra_env=backing.env,
+            extra_env={**backing.env, **server_env(args.server_env)},
             code=run.code,
         )
         print(f"  server: {args.workers} workers ({server.worker_class()}), var {var_dir}")
@@ -1864,6 +1883,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "subscribers": args.subscribers,
             "duration_s": args.duration,
             "levels": levels,
+            "server_env": server_env(args.server_env),
             "client": "raw-socket HTTP/1.1 keep-alive, one thread and connection per concurrent "
             "request, in one forked process per level",
         },
