@@ -313,8 +313,10 @@ def read_into_page_cache(path: Path) -> float:
 
 #: What the production configuration's cluster runs with, over the test helper's
 #: settings: commits reach the disk (the embedded audit's ``synchronous=FULL``),
-#: and shared buffers hold the 100,000-subscriber demo (about 0.4 GB).
+#: shared buffers hold the 100,000-subscriber demo (about 0.6 GB), and two
+#: servers' pools (``--compare-root``) fit in the connection limit.
 POSTGRES_SETTINGS = {
+    "max_connections": "200",
     "fsync": "on",
     "full_page_writes": "on",
     "synchronous_commit": "on",
@@ -441,11 +443,17 @@ def _database_exists(pg: KeptPostgres, name: str) -> bool:
     return found is not None
 
 
-def fresh_audit_database(pg: KeptPostgres) -> str:
-    """Drop the audit database of an earlier run and create an empty one; return its URL."""
+def audit_database(index: int) -> str:
+    """Return the name of the ``index``-th server's audit database."""
+    return f"{AUDIT_DATABASE}_{index}"
+
+
+def fresh_audit_database(pg: KeptPostgres, index: int) -> str:
+    """Drop the server's audit database of an earlier run, create an empty one; return its URL."""
+    name = audit_database(index)
     with pg.connect(autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{AUDIT_DATABASE}" WITH (FORCE)')
-    return pg.create_database(AUDIT_DATABASE)
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return pg.create_database(name)
 
 
 def postgres_residential(pg: KeptPostgres, seed: int = 7) -> list[tuple[str, str]]:
@@ -482,10 +490,10 @@ def prewarm_postgres(pg: KeptPostgres) -> dict[str, Any]:
     }
 
 
-def audit_rows_postgres(pg: KeptPostgres) -> int:
-    """Return the number of audit records in the production audit database (-1 if unreadable)."""
+def audit_rows_postgres(pg: KeptPostgres, database: str) -> int:
+    """Return the number of audit records in an audit database (-1 if unreadable)."""
     try:
-        with pg.connect(AUDIT_DATABASE) as conn:
+        with pg.connect(database) as conn:
             return int(conn.execute("SELECT count(*) FROM audit_record").fetchone()[0])
     except Exception:  # a missing table or database: reported, not raised
         return -1
@@ -748,7 +756,6 @@ class Backing:
     def __init__(self, billing_db: Path, var_dir: Path) -> None:
         self.billing_url = f"sqlite:///{billing_db}"
         self.billing_db = billing_db
-        self.env: dict[str, str] = {}
         self.subscribers = residential_subscribers(billing_db)
         self.details: dict[str, Any] = {
             "billing": "SQLite",
@@ -756,8 +763,10 @@ class Backing:
             "replay": "in-memory",
             "billing_file_mb": round(billing_db.stat().st_size / 1024 / 1024),
         }
-        #: The server's default audit store, in the var folder it is given.
-        self.audit_path: Path | None = var_dir / "audit.sqlite"
+
+    def server_env(self, index: int) -> dict[str, str]:
+        """Return the environment of the ``index``-th server (each has its own audit store)."""
+        return {}
 
     def prewarm(self) -> None:
         """Read the billing data into memory before it is measured."""
@@ -771,9 +780,9 @@ class Backing:
         """Return the CPU ticks the backing services spent so far."""
         return 0
 
-    def audit_records(self) -> int:
-        """Return the number of audit records the server committed."""
-        return -1 if self.audit_path is None else _count_audit(self.audit_path)
+    def audit_records(self, index: int, server: BenchServer) -> int:
+        """Return the number of audit records the ``index``-th server committed."""
+        return _count_audit(server.audit_path)  # the default store in its var folder
 
     def close(self) -> None:
         """Stop what the backing started."""
@@ -784,7 +793,7 @@ class ProductionBacking(Backing):
 
     name = "production"
 
-    def __init__(self, subscribers: int, var_dir: Path) -> None:
+    def __init__(self, subscribers: int, var_dir: Path, servers: int = 1) -> None:
         from tests.redis_server import RedisServer
 
         self.redis: RedisServer | None = None
@@ -793,14 +802,12 @@ class ProductionBacking(Backing):
             self.billing_url = ensure_postgres_demo(self.pg, subscribers)
             self.pg.configure(POSTGRES_SETTINGS)
             self.subscribers = postgres_residential(self.pg)
-            audit_url = fresh_audit_database(self.pg)
+            self.audit_urls = [fresh_audit_database(self.pg, i) for i in range(servers)]
             self.redis = RedisServer(var_dir / "redis")
             self.redis.start()
         except BaseException:
             self.close()
             raise
-        self.env = {"AZERSU_AUDIT_URL": audit_url, "AZERSU_REPLAY_URL": self.redis.url}
-        self.audit_path = None
         with self.pg.connect() as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
         self.details = {
@@ -809,6 +816,12 @@ class ProductionBacking(Backing):
             "replay": f"Redis ({Path(self.redis.executable).name})",
             "postgres_settings": POSTGRES_SETTINGS,
         }
+
+    def server_env(self, index: int) -> dict[str, str]:
+        """Return the audit database and the Redis database (by index) of a server."""
+        assert self.redis is not None
+        redis_url = self.redis.url.rsplit("/", 1)[0] + f"/{index}"
+        return {"AZERSU_AUDIT_URL": self.audit_urls[index], "AZERSU_REPLAY_URL": redis_url}
 
     def prewarm(self) -> None:
         """Read the billing relations and indexes into PostgreSQL's shared buffers."""
@@ -827,9 +840,9 @@ class ProductionBacking(Backing):
         postmaster, *others = pids
         return cpu_ticks_with_reaped_children(postmaster) + sum(cpu_ticks(p) for p in others)
 
-    def audit_records(self) -> int:
-        """Return the number of audit records in the audit database."""
-        return audit_rows_postgres(self.pg)
+    def audit_records(self, index: int, server: BenchServer) -> int:
+        """Return the number of audit records in the server's audit database."""
+        return audit_rows_postgres(self.pg, audit_database(index))
 
     def close(self) -> None:
         """Stop Redis and PostgreSQL (whose cluster is kept for the next run)."""
@@ -1330,8 +1343,20 @@ def run_level(
     profile_dir: Path | None = None,
     native: bool = False,
     quiet_wait_s: float = 0.0,
+    bystanders: Sequence[BenchServer] = (),
 ) -> Level:
-    """Generate a batch, drive it at ``concurrency``; re-run once if the batch runs out."""
+    """Generate a batch, drive it at ``concurrency``; re-run once if the batch runs out.
+
+    ``bystanders`` are servers of the run that stay idle meanwhile: their
+    processes are not counted as other load.
+    """
+
+    def idle_ticks() -> int:
+        return sum(b.cpu_ticks() for b in bystanders)
+
+    def idle_pids() -> set[int]:
+        return {pid for b in bystanders for pid in (b.process.pid, *b.worker_pids())}
+
     attempts = 0
     generated = 0
     while True:
@@ -1345,7 +1370,7 @@ def run_level(
             flush=True,
         )
         other_cpus_before = wait_for_quiet(
-            lambda: server.cpu_ticks() + backing.cpu_ticks(), quiet_wait_s
+            lambda: server.cpu_ticks() + backing.cpu_ticks() + idle_ticks(), quiet_wait_s
         )
         pids_before = server.worker_pids()
         backing_pids_before = backing.pids()
@@ -1356,11 +1381,13 @@ def run_level(
         )
         cpu_before = server.cpu_ticks()
         backing_before = backing.cpu_ticks()
+        idle_before = idle_ticks()
         busy_before, total_before, steal_before = machine_cpu_ticks()
         processes_before = process_ticks()
         result = drive_in_child(requests, server.port, concurrency, duration_s)
         cpu_after = server.cpu_ticks()
         backing_after = backing.cpu_ticks()
+        idle_after = idle_ticks()
         busy_after, total_after, steal_after = machine_cpu_ticks()
         others = other_consumers(
             processes_before,
@@ -1371,6 +1398,7 @@ def run_level(
                 *pids_before,
                 *backing.pids(),
                 *backing_pids_before,
+                *idle_pids(),
             },
             result.elapsed_s,
         )
@@ -1387,8 +1415,13 @@ def run_level(
     server_cpu_s = (cpu_after - cpu_before) / CLK_TCK
     backing_cpu_s = (backing_after - backing_before) / CLK_TCK
     wall_s = (total_after - total_before) / CLK_TCK / (os.cpu_count() or 1)
+    idle_s = (idle_after - idle_before) / CLK_TCK
     others_s = (
-        (busy_after - busy_before) / CLK_TCK - server_cpu_s - backing_cpu_s - result.client_cpu_s
+        (busy_after - busy_before) / CLK_TCK
+        - server_cpu_s
+        - backing_cpu_s
+        - idle_s
+        - result.client_cpu_s
     )
     return Level(
         concurrency,
@@ -1418,17 +1451,23 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"{floor['floor_ms']:.3f} ms ({floor['rsa2048_sign_ms']:.3f} + "
         f"{floor['rsa2048_verify_ms']:.3f}).",
     ]
-    for name, configuration in report["configurations"].items():
-        lines += ["", markdown_table(name, configuration)]
-    ratio = report.get("production_vs_embedded")
-    if ratio:
-        lines += [
-            "",
-            f"Production / embedded throughput at concurrency {ratio['concurrency']}: "
-            f"{ratio['production_requests_per_s']:.0f} / {ratio['embedded_requests_per_s']:.0f} "
-            f"= {ratio['ratio']:.2f} (wanted {ratio['wanted']}: "
-            f"{'met' if ratio['met'] else '**missed**'}).",
-        ]
+    parts = [("", report)]
+    if "compared" in report:
+        parts.append(
+            (f"compared ({report['compared']['machine']['git_commit']}) ", report["compared"])
+        )
+    for label, part in parts:
+        for name, configuration in part["configurations"].items():
+            lines += ["", markdown_table(label + name, configuration)]
+        ratio = part.get("production_vs_embedded")
+        if ratio:
+            lines += [
+                "",
+                f"{label}Production / embedded throughput at concurrency {ratio['concurrency']}: "
+                f"{ratio['production_requests_per_s']:.0f} / "
+                f"{ratio['embedded_requests_per_s']:.0f} = {ratio['ratio']:.2f} "
+                f"(wanted {ratio['wanted']}: {'met' if ratio['met'] else '**missed**'}).",
+            ]
     comparison = report.get("comparison")
     if comparison:
         lines += ["", comparison_table(comparison)]
@@ -1439,7 +1478,8 @@ def markdown_table(name: str, configuration: dict[str, Any]) -> str:
     """Return one configuration's figures as a Markdown table, with its targets."""
     details = configuration["backing"]
     lines = [
-        f"**{name}**: gunicorn, {configuration['workers']} workers "
+        f"**{name}** ({configuration.get('server_root', ROOT)} at "
+        f"{configuration.get('git_commit', '?')}): gunicorn, {configuration['workers']} workers "
         f"({configuration['worker_class']}), demo of {configuration['subscribers']:,} "
         f"subscribers; billing {details['billing']}, audit {details['audit']}, "
         f"replay {details['replay']}.",
@@ -1517,7 +1557,7 @@ def baseline_levels(baseline: dict[str, Any]) -> dict[str, list[dict[str, Any]]]
 
 
 def compare_with_baseline(
-    report: dict[str, Any], baseline: dict[str, Any], baseline_path: Path
+    report: dict[str, Any], baseline: dict[str, Any], baseline_name: str
 ) -> dict[str, Any]:
     """Return this run's figures beside a baseline report's, level by level."""
     before = baseline_levels(baseline)
@@ -1552,7 +1592,7 @@ def compare_with_baseline(
     }
     return {
         "mismatched_settings": mismatched,
-        "baseline": str(baseline_path),
+        "baseline": baseline_name,
         "baseline_commit": baseline.get("machine", {}).get("git_commit", ""),
         "baseline_started_at": baseline.get("started_at", ""),
         "levels": rows,
@@ -1640,6 +1680,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "PSYCOPG_WAIT_FUNC=wait_select); repeatable, recorded in the report",
     )
     parser.add_argument(
+        "--compare-root",
+        type=Path,
+        help="also measure the service of this checkout (e.g. the code before a change), "
+        "both servers up at once against the same stores, level by level in turn",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="a JSON report of an earlier run (e.g. --server-root of the old code) to put "
@@ -1691,70 +1737,99 @@ class RunContext:
 
     args: argparse.Namespace
     levels: list[int]
-    code: ServerCode
+    codes: list[ServerCode]  # the measured checkout first, then the compared one if any
     pki: dict[str, Path]
     run_dir: Path
     floor_ms: float
 
 
+@dataclass
+class Side:
+    """One checkout's server in a configuration, and what was measured of it."""
+
+    code: ServerCode
+    server: BenchServer
+    factory: RequestFactory
+    figures: dict[str, Any]
+    rate: float = 0.0
+
+
 def open_backing(name: str, run: RunContext, var_dir: Path) -> Backing:
-    """Start (or find) the stores of configuration ``name``."""
+    """Start (or find) the stores of configuration ``name``, for every measured checkout."""
     if name == "production":
-        return ProductionBacking(run.args.subscribers, var_dir)
+        return ProductionBacking(run.args.subscribers, var_dir, servers=len(run.codes))
     return Backing(ensure_demo_db(run.args.subscribers), var_dir)
 
 
-def measure_configuration(name: str, run: RunContext) -> dict[str, Any]:
-    """Start the configuration's stores and server, warm it up and measure every level."""
+def measure_configuration(name: str, run: RunContext) -> list[dict[str, Any]]:
+    """Start the configuration's stores and servers, warm them up, measure every level.
+
+    With a compared checkout, both servers run at once against the same
+    stores (each with its own audit store) and the levels alternate between
+    them, so that the shared machine's changing load falls on both alike.
+    Returns the figures of each checkout, in the order of ``run.codes``.
+    """
     args = run.args
     var_dir = run.run_dir / name
     var_dir.mkdir(parents=True, exist_ok=True)
     print(f"configuration {name}", flush=True)
     backing = open_backing(name, run, var_dir)
-    figures: dict[str, Any] = {"subscribers": args.subscribers, "workers": args.workers}
+    sides: list[Side] = []
     try:
         backing.prewarm()
         print(f"  stores: {backing.details}", flush=True)
-        server = BenchServer(
-            run.pki,
-            backing.billing_url,
-            var_dir,
-            workers=args.workers,
-            extra_env={**backing.env, **server_env(args.server_env)},
-            code=run.code,
-        )
-        print(f"  server: {args.workers} workers ({server.worker_class()}), var {var_dir}")
-        figures["worker_class"] = server.worker_class()
-        figures["backing"] = backing.details
-        factory = RequestFactory(
-            run.pki, backing.subscribers, server.port, args.generator_processes
-        )
-        try:
-            measure_levels(server, backing, factory, run, figures)
-        finally:
-            figures["server_log"] = server.log_problems()
-            server.stop()
-            figures["requests_generated"] = factory.generated
-            figures["distinct_subscriber_codes"] = len(factory.codes_used)
-            figures["audit_records"] = backing.audit_records()
+        for index, code in enumerate(run.codes):
+            side_dir = var_dir / f"server-{index}"
+            server = BenchServer(
+                run.pki,
+                backing.billing_url,
+                side_dir,
+                workers=args.workers,
+                extra_env={**backing.server_env(index), **server_env(args.server_env)},
+                code=code,
+            )
+            figures = {
+                "server_root": str(code.root),
+                "git_commit": _git("rev-parse", "--short", "HEAD", cwd=code.root),
+                "subscribers": args.subscribers,
+                "workers": args.workers,
+                "worker_class": server.worker_class(),
+                "backing": backing.details,
+            }
+            factory = RequestFactory(
+                run.pki, backing.subscribers, server.port, args.generator_processes
+            )
+            sides.append(Side(code, server, factory, figures))
+            print(
+                f"  server {index}: {code.root} at {figures['git_commit']}, {args.workers} "
+                f"workers ({figures['worker_class']}), var {side_dir}",
+                flush=True,
+            )
+        measure_levels(sides, backing, run)
     finally:
+        for index, side in enumerate(sides):
+            side.figures["server_log"] = side.server.log_problems()
+            side.server.stop()
+            side.figures["requests_generated"] = side.factory.generated
+            side.figures["distinct_subscriber_codes"] = len(side.factory.codes_used)
+            side.figures["audit_records"] = backing.audit_records(index, side.server)
+            print(
+                f"  server {index}: {side.factory.generated:,} distinct signed requests over "
+                f"{len(side.factory.codes_used):,} subscriber codes; audit records "
+                f"{side.figures['audit_records']:,}; server log: {side.figures['server_log']}",
+                flush=True,
+            )
         backing.close()
-    print(
-        f"  {figures['requests_generated']:,} distinct signed requests over "
-        f"{figures['distinct_subscriber_codes']:,} subscriber codes; audit records "
-        f"{figures['audit_records']:,}; server log: {figures['server_log']}",
-        flush=True,
-    )
-    return figures
+    return [side.figures for side in sides]
 
 
 def measure_level(
-    server: BenchServer,
+    side: Side,
     backing: Backing,
-    factory: RequestFactory,
     run: RunContext,
     concurrency: int,
     batch: int,
+    bystanders: Sequence[BenchServer],
 ) -> dict[str, Any]:
     """Run one level; run it again (up to ``--noisy-retries`` times) while others disturb it.
 
@@ -1765,13 +1840,14 @@ def measure_level(
     attempts: list[dict[str, Any]] = []
     while True:
         level = run_level(
-            server,
+            side.server,
             backing,
-            factory,
+            side.factory,
             concurrency,
             args.duration,
             batch,
             quiet_wait_s=args.quiet_wait,
+            bystanders=bystanders,
         )
         attempts.append(level.as_dict(run.floor_ms))
         other = attempts[-1]["other_processes_cpus"]
@@ -1795,73 +1871,87 @@ def measure_level(
     return best
 
 
-def measure_levels(
-    server: BenchServer,
-    backing: Backing,
-    factory: RequestFactory,
-    run: RunContext,
-    figures: dict[str, Any],
-) -> None:
-    """Warm the server up, then run each level (and the profiled one); fill ``figures``."""
+def measure_levels(sides: list[Side], backing: Backing, run: RunContext) -> None:
+    """Warm every server up, then run each level on each in turn; fill their figures."""
     args = run.args
-    warm = drive_in_child(factory.make(args.warmup), server.port, 4, 3600)
-    rate = warm.completed / warm.elapsed_s
-    print(
-        f"  warm-up: {warm.completed} requests at c=4, {rate:.0f} req/s, "
-        f"errors {dict(warm.errors) or 0}",
-        flush=True,
-    )
-    if warm.errors:
-        raise RuntimeError(f"the warm-up failed: {dict(warm.errors)}")
-    per_level_min = math.ceil((args.min_requests - factory.generated) / len(run.levels))
-    results = figures["levels"] = []
-    for concurrency in run.levels:
-        batch = max(per_level_min, math.ceil(rate * 2.5 * args.duration) + 200)
-        print(f"  level c={concurrency}, {args.duration:.0f} s", flush=True)
-        result = measure_level(server, backing, factory, run, concurrency, batch)
-        rate = max(rate, result["requests_per_s"])
-        results.append(result)
+    for index, side in enumerate(sides):
+        warm = drive_in_child(side.factory.make(args.warmup), side.server.port, 4, 3600)
+        side.rate = warm.completed / warm.elapsed_s
         print(
-            f"  {result['requests_per_s']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, "
-            f"p99 {result['p99_ms']:.1f} ms, errors {result['errors']}, server CPU "
-            f"{result['server_cpu_ms_per_request']:.2f} ms/req "
-            f"({result['server_cpu_over_floor']:.1f} x floor), backing CPU "
-            f"{result['backing_cpu_ms_per_request']:.2f} ms/req, peak RSS "
-            f"{result['peak_rss_mb_per_worker']:.0f} MB; hypervisor steal "
-            f"{result['hypervisor_steal_cpus']} CPUs; other load "
-            f"{result['other_processes_cpus']} CPUs {result['other_consumers'].get('top', [])}",
+            f"  server {index} warm-up: {warm.completed} requests at c=4, {side.rate:.0f} req/s, "
+            f"errors {dict(warm.errors) or 0}",
             flush=True,
         )
-    target = next((x for x in results if x["concurrency"] == TARGET_LEVEL), None)
-    if target is not None:
-        figures["targets"] = check_targets(target)
+        if warm.errors:
+            raise RuntimeError(f"the warm-up of server {index} failed: {dict(warm.errors)}")
+        side.figures["levels"] = []
+    for number, concurrency in enumerate(run.levels):
+        # The first server goes first at even levels, last at odd ones.
+        order = list(enumerate(sides))
+        for index, side in order if number % 2 == 0 else reversed(order):
+            per_level_min = math.ceil(
+                (args.min_requests - side.factory.generated) / (len(run.levels) - number)
+            )
+            batch = max(per_level_min, math.ceil(side.rate * 2.5 * args.duration) + 200)
+            print(f"  server {index}, level c={concurrency}, {args.duration:.0f} s", flush=True)
+            others = [s.server for s in sides if s is not side]
+            result = measure_level(side, backing, run, concurrency, batch, others)
+            side.rate = max(side.rate, result["requests_per_s"])
+            side.figures["levels"].append(result)
+            print(
+                f"  {result['requests_per_s']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, "
+                f"p99 {result['p99_ms']:.1f} ms, errors {result['errors']}, server CPU "
+                f"{result['server_cpu_ms_per_request']:.2f} ms/req "
+                f"({result['server_cpu_over_floor']:.1f} x floor), backing CPU "
+                f"{result['backing_cpu_ms_per_request']:.2f} ms/req, peak RSS "
+                f"{result['peak_rss_mb_per_worker']:.0f} MB; hypervisor steal "
+                f"{result['hypervisor_steal_cpus']} CPUs; other load "
+                f"{result['other_processes_cpus']} CPUs {result['other_consumers'].get('top', [])}",
+                flush=True,
+            )
+    for side in sides:
+        target = next((x for x in side.figures["levels"] if x["concurrency"] == TARGET_LEVEL), None)
+        if target is not None:
+            side.figures["targets"] = check_targets(target)
     if args.profile:
-        print("  profiled level c=16 (py-spy attached; not used for the targets)", flush=True)
-        profile_dir = server.var_dir / "py-spy"
-        level = run_level(
-            server,
-            backing,
-            factory,
-            16,
-            args.duration,
-            math.ceil(rate * 2.5 * args.duration) + 200,
-            profile_dir=profile_dir,
-            native=args.native,
-            quiet_wait_s=args.quiet_wait,
-        )
-        summary = profile_summary(sorted(profile_dir.glob("worker-*.txt")))
-        figures["profile"] = {"level": level.as_dict(run.floor_ms), **summary}
-        print_profile(summary)
+        for index, side in enumerate(sides):
+            print(
+                f"  server {index}: profiled level c=16 (py-spy; not for the targets)", flush=True
+            )
+            profile_dir = side.server.var_dir / "py-spy"
+            level = run_level(
+                side.server,
+                backing,
+                side.factory,
+                16,
+                args.duration,
+                math.ceil(side.rate * 2.5 * args.duration) + 200,
+                profile_dir=profile_dir,
+                native=args.native,
+                quiet_wait_s=args.quiet_wait,
+                bystanders=[s.server for s in sides if s is not side],
+            )
+            summary = profile_summary(sorted(profile_dir.glob("worker-*.txt")))
+            side.figures["profile"] = {"level": level.as_dict(run.floor_ms), **summary}
+            print_profile(summary)
+
+
+def _stop_on_sigterm(signum: int, _frame: Any) -> None:
+    # Leave through the finally blocks: they stop the servers, Redis and PostgreSQL.
+    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return the exit status (0 even when targets are missed)."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     args = parse_args(argv)
     names = list(CONFIGURATIONS) if args.config == "both" else [args.config]
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    code = ServerCode.at(args.server_root)
+    codes = [ServerCode.at(args.server_root)]
+    if args.compare_root is not None:
+        codes.append(ServerCode.at(args.compare_root))
     baseline = json.loads(args.baseline.read_text()) if args.baseline else None
-    machine = machine_info(code)
+    machine = machine_info(codes[0])
     print(f"machine: {describe_machine(machine)}", flush=True)
     floor = crypto_floor()
     print(
@@ -1871,34 +1961,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=WORK_DIR))
-    run = RunContext(args, levels, code, init_pki(run_dir / "pki"), run_dir, floor["floor_ms"])
+    run = RunContext(args, levels, codes, init_pki(run_dir / "pki"), run_dir, floor["floor_ms"])
+    config = {
+        "configurations": names,
+        "workers": args.workers,
+        "subscribers": args.subscribers,
+        "duration_s": args.duration,
+        "levels": levels,
+        "server_env": server_env(args.server_env),
+        "client": "raw-socket HTTP/1.1 keep-alive, one thread and connection per concurrent "
+        "request, in one forked process per level",
+    }
     report: dict[str, Any] = {
         "benchmark": "bench/load.py",
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine,
         "crypto_floor": floor,
-        "config": {
-            "configurations": names,
-            "workers": args.workers,
-            "subscribers": args.subscribers,
-            "duration_s": args.duration,
-            "levels": levels,
-            "server_env": server_env(args.server_env),
-            "client": "raw-socket HTTP/1.1 keep-alive, one thread and connection per concurrent "
-            "request, in one forked process per level",
-        },
+        "config": config,
         "configurations": {},
     }
+    compared: dict[str, Any] = {}
+    if len(codes) > 1:
+        compared = {
+            "benchmark": "bench/load.py --compare-root",
+            "started_at": report["started_at"],
+            "machine": machine_info(codes[1]),
+            "config": config,
+            "configurations": {},
+        }
+        report["compared"] = compared
     try:
         for name in names:
-            report["configurations"][name] = measure_configuration(name, run)
+            figures = measure_configuration(name, run)
+            report["configurations"][name] = figures[0]
+            if compared:
+                compared["configurations"][name] = figures[1]
     finally:
         report["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        ratio = production_vs_embedded(report["configurations"])
-        if ratio is not None:
-            report["production_vs_embedded"] = ratio
-        if baseline is not None:
-            report["comparison"] = compare_with_baseline(report, baseline, args.baseline)
+        for part in (report, compared):
+            ratio = production_vs_embedded(part.get("configurations", {}))
+            if ratio is not None:
+                part["production_vs_embedded"] = ratio
+        if compared:
+            report["comparison"] = compare_with_baseline(
+                report, compared, f"{codes[1].root}, measured alternately in this run"
+            )
+        elif baseline is not None:
+            report["comparison"] = compare_with_baseline(report, baseline, str(args.baseline))
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         if not args.keep_var:
