@@ -67,12 +67,16 @@ def instrument() -> None:
     timed(gateway, "parse_request", "parse (hardened parser)")
     timed(wsse.WsseVerifier, "verify", "verify WS-Security")
     timed(wsse, "verify_signature", "  of which the signature check (C14N, digests, RSA)")
-    timed(handler.StatementOperation, "__call__", "operation (validate, billing, answer XML)")
+    timed(
+        handler.StatementOperation,
+        "__call__",
+        "operation (schema, validate, billing, answer XML)",
+    )
     timed(handler, "build_statement", "  of which the billing reads and sums")
     timed(statement_signature.StatementSigner, "sign", "sign the Statement")
     timed(wsse.WsseSigner, "sign", "sign the envelope")
-    timed(audit.AuditStore, "record", "audit wait (the commit's hand-off)")
-    timed(gateway.SoapGateway, "complete", "metrics, log line")
+    timed(gateway.SoapGateway, "_committed", "audit hand-off, metrics, log line")
+    timed(audit.AuditStore, "record", "  of which the audit wait (the commit's hand-off)")
     timed(audit.AuditStore, "insert_now", "audit commit (its own thread)")
 
 
