@@ -75,10 +75,16 @@ Method:
   the same run before the servers start.  A request needs at least one
   verification and two signatures (Statement and response), so the server's
   CPU per request can't go below about twice the floor.
-* Another checkout's service can be measured by the same harness, with the
-  same databases and client (``--server-root``, e.g. the code before a
-  change, with its own ``.venv``); ``--baseline`` puts the report of such a
-  run beside this one's, level by level.
+* Two versions are compared in one run with ``--compare-root`` (another
+  checkout, e.g. the code before a change, run with its own ``.venv``): both
+  servers run at once against the same stores (each with its own audit
+  store and Redis database), and the levels alternate between them, so that
+  the shared machine's changing load falls on both alike.  The idle server's
+  CPU is not counted as other load.  ``--server-root`` measures another
+  checkout alone; ``--baseline`` puts an earlier report beside this run's.
+* A level during which other processes used more than ``--max-other-load``
+  CPUs is run again (``--noisy-retries`` times at most); the least disturbed
+  attempt is reported, with the others listed in it.
 
 Output: a Markdown table per configuration on stdout (with the machine) and
 ``bench/results/latest.json`` (``configurations: {"embedded": ...,
@@ -90,8 +96,7 @@ Run from the repository root::
 
     .venv/bin/python bench/load.py                      # both, 1, 16, 64 x 20 s
     .venv/bin/python bench/load.py --config production --levels 16 --duration 30
-    .venv/bin/python bench/load.py --server-root ../old --output var/bench/old.json
-    .venv/bin/python bench/load.py --baseline var/bench/old.json
+    .venv/bin/python bench/load.py --compare-root ../old     # this code and the old, alternately
 """
 
 from __future__ import annotations
