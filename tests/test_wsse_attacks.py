@@ -572,21 +572,22 @@ def test_handlers_see_only_the_signed_body(
     """An unsigned header block rides along with a good signature: the handler never gets it.
 
     The server runs in this process: the operation it calls is wrapped to
-    record what it is given -- the signed Body, and no header block.
+    record what it is given -- the signed Body's operation element, and no
+    header block.
     """
     given: list[tuple[bytes, object]] = []
     operation = handler.StatementOperation.__call__
 
-    def recording(self, body, entry, xroad):  # type: ignore[no-untyped-def]
-        given.append((_c14n(body), xroad))
-        return operation(self, body, entry, xroad)
+    def recording(self, element, request):  # type: ignore[no-untyped-def]
+        given.append((_c14n(element), request.xroad))
+        return operation(self, element, request)
 
     monkeypatch.setattr(handler.StatementOperation, "__call__", recording)
     f = _request(keys)
     etree.SubElement(f.header, "{urn:evil}Injected").text = "should never be read"
     response = requests.post(live_server.url, data=f.bytes(), headers=HEADERS, timeout=10)
     assert response.status_code == 200
-    assert given == [(_c14n(f.body), None)]
+    assert given == [(_c14n(f.body[0]), None)]
     assert b"should never be read" not in given[0][0]
 
 
