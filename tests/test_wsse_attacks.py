@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 import service.handlers.billing_statement as handler
+from service import namespaces as ns
 from service.app import create_app
 from service.errors import (
     FailedAuthentication,
@@ -36,7 +37,6 @@ from service.errors import (
     UnsupportedAlgorithm,
 )
 from service.pki import IssuedPair, create_ca, issue, new_key
-from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import fingerprint
 from service.signing.policy import (

@@ -35,6 +35,7 @@ from service.errors import (
 from service.handlers.response_xml import response_envelope
 from service.identifiers import citizen_fin as resolve_citizen_fin
 from service.identifiers import normalize_subscriber_code
+from service.namespaces import OPERATION, TNS
 from service.statement import (
     STATEMENT_MONTHS,
     BillingStatement,
@@ -46,7 +47,6 @@ from service.statement import (
 )
 from service.status_messages import message_for, parse_language
 from service.wsdl import types as wire
-from service.wsdl.namespaces import OPERATION, TNS
 from service.xroad import XRoadHeaders
 
 BAKU = ZoneInfo("Asia/Baku")

@@ -29,8 +29,8 @@ import threading
 
 from lxml import etree
 
+from service.namespaces import OPERATION, SOAP11_ENV, TNS
 from service.statement import BillingStatement
-from service.wsdl.namespaces import OPERATION, SOAP11_ENV, TNS
 
 _T = f"{{{TNS}}}"
 RESPONSE_TAG = f"{_T}{OPERATION}Response"

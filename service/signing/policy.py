@@ -14,8 +14,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from service.signing import namespaces as ns
-from service.wsdl.namespaces import TNS
+from service import namespaces as ns
+from service.namespaces import TNS
 
 
 @enum.unique

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from cryptography import x509
 from lxml import etree
 
+from service import namespaces as ns
 from service.errors import (
     InvalidSecurity,
     MalformedRequest,
     MessageExpired,
 )
-from service.signing import namespaces as ns
 from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.policy import WSSE_POLICY, Reason, VerificationPolicy
 from service.signing.replay import ReplayCache

@@ -21,9 +21,9 @@ from spyne import Application, ServiceBase, rpc
 from spyne.interface.wsdl import Wsdl11
 from spyne.protocol.soap import Soap11
 
+from service.namespaces import OPERATION, SERVICE_NAME, TNS
 from service.wsdl import types as wire
 from service.wsdl.document import XS, install_wsdl_amendments
-from service.wsdl.namespaces import OPERATION, SERVICE_NAME, TNS
 
 SOAP_HTTP_TRANSPORT = "http://schemas.xmlsoap.org/soap/http"
 _WSDL = "http://schemas.xmlsoap.org/wsdl/"
