@@ -15,7 +15,6 @@ from __future__ import annotations
 from copy import deepcopy
 from dataclasses import dataclass
 
-import spyne.const
 from lxml import etree
 from spyne import Application, ServiceBase, rpc
 from spyne.interface.wsdl import Wsdl11
@@ -49,8 +48,6 @@ class BillingStatementService(ServiceBase):
 
 def build_spyne_application() -> Application:
     """Return the Spyne application that declares the contract (document/literal wrapped)."""
-    # Spyne's MethodContext.close() would run a full gc.collect() once a second.
-    spyne.const.MIN_GC_INTERVAL = float("inf")
     application = Application(
         [BillingStatementService],
         tns=TNS,
