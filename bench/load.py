@@ -101,10 +101,10 @@ if str(ROOT) not in sys.path:  # run as a script: make ``service`` importable
 
 from lxml import etree  # noqa: E402
 
+from service import namespaces as ns  # noqa: E402
+from service.namespaces import SOAP11_ENV, TNS  # noqa: E402
 from service.pki import init_pki  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from service.signing import namespaces as ns  # noqa: E402
-from service.wsdl.namespaces import SOAP11_ENV, TNS  # noqa: E402
 
 WORK_DIR = ROOT / "var" / "bench" / "load"
 RESULTS = ROOT / "bench" / "results" / "latest.json"

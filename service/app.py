@@ -1,9 +1,11 @@
 """The app factory: :func:`create_app` builds everything the service runs on.
 
 Nothing is built at import time.  ``create_app(settings)`` opens the billing
-engine, builds the Spyne application and the WSGI application around it, and
-returns a :class:`ServiceApp` -- itself the WSGI callable that gunicorn serves
-(see :mod:`service.wsgi`).
+engine and the audit store, generates the contract (WSDL and request schema)
+once for the configured public address, wires the gateway around the
+operation, and returns a :class:`ServiceApp` -- the WSGI callable that
+gunicorn serves -- which routes ``/soap`` to the gateway and answers the
+health, readiness and metrics paths itself.
 """
 
 from __future__ import annotations
@@ -14,10 +16,6 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-import spyne.const
-from spyne import Application, Fault
-from spyne.protocol.soap import Soap11
-from spyne.server.wsgi import WsgiApplication
 from sqlalchemy import Engine
 
 from service.audit import AuditStore
@@ -25,12 +23,7 @@ from service.billing.deadline import DEADLINE_MARGIN_S, BillingDeadline
 from service.billing.engine import create_read_only_engine
 from service.billing.statement_query import BillingQueries
 from service.billing.tables import BillingTables, build_billing_tables
-from service.errors import logged_fault, to_soap_fault
-from service.handlers.billing_statement import (
-    BillingStatementService,
-    StatementContext,
-    StatementOperation,
-)
+from service.handlers.billing_statement import StatementContext, StatementOperation
 from service.metrics import Metrics
 from service.settings import Settings, load_settings
 from service.signing.keys import SigningIdentity
@@ -40,62 +33,13 @@ from service.signing.statement_signature import StatementSigner
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseSigner, WsseVerifier
 from service.soap_gateway import SoapGateway
-from service.wsdl.document import install_wsdl_amendments
-from service.wsdl.namespaces import SERVICE_NAME, TNS
+from service.wsdl.spyne_service import Contract, build_contract
 from service.xroad import XRoadMode, XRoadPolicy, parse_client_allowlist
 
 log = logging.getLogger("service.app")
 
 SOAP_PATH = "/soap"
 StartResponse = Any  # the WSGI start_response callable
-
-
-class StatementApplication(Application):
-    """Spyne's Application with the service's context and its one fault mapping."""
-
-    def __init__(self, statement_context: StatementContext | None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.statement_context = statement_context
-
-    def call_wrapper(self, ctx: Any) -> Any:
-        """Call the method; turn every exception into the Fault the caller may see."""
-        try:
-            return super().call_wrapper(ctx)
-        except Exception as exc:
-            fault = logged_fault(exc, log)
-            raise Fault(faultcode=fault.faultcode, faultstring=fault.faultstring) from exc
-
-
-class SoapWsgiApplication(WsgiApplication):
-    """Spyne's WSGI server with the service's fault mapping for transport errors.
-
-    Spyne raises its own Faults while it parses and validates the request
-    (before any method runs); their strings quote lxml's messages and parts of
-    the input.  They are replaced here by the stable code and plain string of
-    :mod:`service.errors`.
-    """
-
-    def __init__(self, app: Application, public_url: str) -> None:
-        super().__init__(app)
-        install_wsdl_amendments(self.doc.wsdl11)
-        # Built once, for the configured address: never from a request's Host.
-        self.doc.wsdl11.build_interface_document(public_url)
-        self._wsdl = self.doc.wsdl11.get_interface_document()
-
-    @property
-    def wsdl(self) -> bytes:
-        """Return the WSDL document, built once at start."""
-        return bytes(self._wsdl)
-
-    def handle_error(
-        self, p_ctx: Any, others: Any, error: Any, start_response: StartResponse
-    ) -> Any:
-        """Serialize the mapped Fault instead of Spyne's own."""
-        fault = to_soap_fault(error)
-        if fault.faultcode != getattr(error, "faultcode", None):
-            log.info("request rejected as %s: %s", fault.faultcode, error)
-        p_ctx.out_error = fault
-        return super().handle_error(p_ctx, others, fault, start_response)
 
 
 class ServiceApp:
@@ -105,7 +49,8 @@ class ServiceApp:
         self,
         settings: Settings,
         billing_engine: Engine,
-        spyne_app: StatementApplication,
+        context: StatementContext,
+        contract: Contract,
         identity: SigningIdentity,
         trust: TrustStore,
         audit: AuditStore,
@@ -113,7 +58,8 @@ class ServiceApp:
     ) -> None:
         self.settings = settings
         self.billing_engine = billing_engine
-        self.spyne_app = spyne_app
+        self.context = context
+        self.contract = contract
         self.identity = identity
         self.trust = trust
         self.audit = audit
@@ -132,9 +78,8 @@ class ServiceApp:
             if settings.wsse_mode == "require"
             else None
         )
-        soap_app = SoapWsgiApplication(spyne_app, settings.resolved_public_url)
         self.soap = SoapGateway(
-            soap_app,
+            StatementOperation(context, contract.schema),
             self.verifier,
             WsseSigner(identity, lifetime_s=settings.response_lifetime_s),
             StatementSigner(identity),
@@ -145,12 +90,7 @@ class ServiceApp:
             ),
             transport_trust=trust,
             max_body_bytes=settings.max_body_bytes,
-            wsdl=soap_app.wsdl,
-            operation=StatementOperation(
-                spyne_app.statement_context, spyne_app.in_protocol.validation_schema
-            )
-            if spyne_app.statement_context is not None
-            else None,
+            wsdl=contract.wsdl,
         )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -209,17 +149,15 @@ class ServiceApp:
 
     def _check_billing(self) -> None:
         # A real, indexed lookup: it proves the relations are there, not just a socket.
-        context = self.spyne_app.statement_context
-        if context is not None and context.deadline is not None:
-            context.deadline.run(lambda: self.queries.find_subscriber(""))
+        if self.context.deadline is not None:
+            self.context.deadline.run(lambda: self.queries.find_subscriber(""))
         else:
             self.queries.find_subscriber("")
 
     def close(self) -> None:
         """Release the database connections."""
-        context = self.spyne_app.statement_context
-        if context is not None and context.deadline is not None:
-            context.deadline.close()
+        if self.context.deadline is not None:
+            self.context.deadline.close()
         self.billing_engine.dispose()
         self.audit.close()
         self.replay_cache.close()
@@ -303,23 +241,5 @@ def create_app(
     engine = create_billing_engine(settings)
     audit = AuditStore.from_url(settings.resolved_audit_url, settings.db_timeout_s)
     context = build_statement_context(settings, engine)
-    queries = context.queries
-    spyne_app = build_spyne_application(context)
-    return ServiceApp(settings, engine, spyne_app, identity, trust, audit, queries)
-
-
-def build_spyne_application(context: StatementContext | None) -> StatementApplication:
-    """Build the Spyne application (document/literal wrapped SOAP 1.1, validated by lxml)."""
-    # Spyne's MethodContext.close() runs a full gc.collect() at most once a
-    # second (spyne.const.MIN_GC_INTERVAL): a 30-80 ms pause of the whole
-    # worker, under load the p99 itself.  Python's own generational GC is
-    # enough; the worker's long-lived objects are frozen (service.serving).
-    spyne.const.MIN_GC_INTERVAL = float("inf")
-    return StatementApplication(
-        context,
-        services=[BillingStatementService],
-        tns=TNS,
-        name=SERVICE_NAME,
-        in_protocol=Soap11(validator="lxml"),
-        out_protocol=Soap11(),
-    )
+    contract = build_contract(settings.resolved_public_url)
+    return ServiceApp(settings, engine, context, contract, identity, trust, audit, context.queries)

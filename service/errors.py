@@ -11,18 +11,16 @@ Two kinds of failure reach a caller, and they are kept apart on purpose:
   It becomes a SOAP Fault with a stable ``faultcode`` and a plain
   ``faultstring``; the details go to the server log only.
 
-:func:`to_soap_fault` is the single place that turns any exception into the
-Fault the caller sees.  On the wire a SOAP 1.1 faultcode is a QName: Spyne
-writes ``soap11env:Server.BillingUnavailable``; the local part is the stable
-code that callers match.
+:func:`fault_for` is the single place that turns any exception into the
+Fault the caller sees.  On the wire a SOAP 1.1 faultcode is a QName, such as
+``soap11env:Server.BillingUnavailable``; the local part is the stable code
+that callers match.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-
-from spyne import Fault
 
 
 class Status(enum.StrEnum):
@@ -241,17 +239,6 @@ class MessageExpired(SecurityFault):
     faultstring = "The message has expired"
 
 
-# Spyne raises its own Faults while parsing and validating a request; their
-# codes (and strings, which may quote the input) are replaced by ours.
-_SPYNE_FAULT_CODES: dict[str, type[ServiceFault]] = {
-    "Client.SchemaValidationError": SchemaViolation,
-    "Client.ValidationError": SchemaViolation,
-    "Client.InvalidInput": SchemaViolation,
-    "Client.XMLSyntaxError": MalformedRequest,
-    "Client.SoapError": MalformedRequest,
-    "Client.ResourceNotFound": UnknownOperation,
-}
-
 
 def fault_classes() -> dict[str, type[ServiceFault]]:
     """Return every ServiceFault class by its faultcode (a Fault already mapped)."""
@@ -268,12 +255,6 @@ def fault_for(exc: BaseException) -> ServiceFault:
     """Return the :class:`ServiceFault` that stands for any exception."""
     if isinstance(exc, ServiceFault):
         return exc
-    if isinstance(exc, Fault):
-        code = str(exc.faultcode or "").rpartition(":")[2]
-        cls = _SPYNE_FAULT_CODES.get(code) or fault_classes().get(code)
-        if cls is None:
-            cls = ClientFault if code.startswith("Client") else InternalError
-        return cls(f"{code}: {exc.faultstring}")
     return InternalError(f"{type(exc).__name__}: {exc}")
 
 
@@ -283,9 +264,3 @@ def logged_fault(exc: BaseException, logger: logging.Logger) -> ServiceFault:
     level = logging.ERROR if fault.faultcode.startswith("Server") else logging.INFO
     logger.log(level, "fault %s: %s", fault.faultcode, exc, exc_info=level >= logging.ERROR)
     return fault
-
-
-def to_soap_fault(exc: BaseException) -> Fault:
-    """Return the Spyne Fault, with a stable code and a plain string, for any exception."""
-    fault = fault_for(exc)
-    return Fault(faultcode=fault.faultcode, faultstring=fault.faultstring)

@@ -1,21 +1,21 @@
-"""The SOAP front door: WSGI middleware that puts WS-Security around Spyne.
+"""The SOAP front door: verify every request, sign and audit every answer.
 
-Spyne has no WS-Security, and it resolves href/id references and drops
-comments and processing instructions while parsing, which changes what was
-signed.  So every ``POST /soap`` goes through :class:`SoapGateway` first:
+Every ``POST /soap`` goes the same way, valid or not:
 
 1. HTTP checks before the body is read: content type (415) and size (413);
-2. the raw bytes are parsed by the hardened parser and the WS-Security
-   signature is verified (:class:`service.signing.wsse.WsseVerifier`);
-3. the operation gets only the verified Body: a plain, valid request is
-   answered by the direct operation (the hot path, no Spyne objects: see
-   :class:`service.handlers.billing_statement.StatementOperation`); anything
-   else goes to Spyne in a fresh envelope that holds only the verified Body,
-   with the verified signer and the request's audit entry in the WSGI environ;
-4. the answer -- a response or a Fault, from either path -- gets the
-   Statement's enveloped signature and a WS-Security signature over Body,
-   Timestamp and the echoed X-Road headers;
-5. the access audit record is committed (:mod:`service.audit`), then the
+2. the raw bytes are parsed by the hardened parser
+   (:mod:`service.signing.hardened_xml`) and the WS-Security signature is
+   verified (:class:`service.signing.wsse.WsseVerifier`), or, with
+   WS-Security off, the TLS client certificate is checked;
+3. header blocks marked ``mustUnderstand`` must be ones we process, the Body
+   must hold exactly one operation element, the X-Road headers are checked;
+4. the operation (:class:`service.handlers.billing_statement.StatementOperation`)
+   gets that element and an :class:`OperationRequest`, and returns the
+   response envelope or raises a :class:`service.errors.ServiceFault`;
+5. the answer -- response or Fault -- gets the Statement's enveloped
+   signature and a WS-Security signature over Body, Timestamp and the echoed
+   X-Road headers;
+6. the access audit record is committed (:mod:`service.audit`), then the
    answer is sent; if the record can't be committed, the answer is the Fault
    ``Server.AuditUnavailable`` instead.  Metrics and one JSON log line follow.
 
@@ -28,7 +28,6 @@ response.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import time
 import uuid
@@ -39,6 +38,7 @@ from typing import Any
 
 from lxml import etree
 
+from service import namespaces as ns
 from service.audit import AuditEntry, AuditStore
 from service.errors import (
     AuditUnavailable,
@@ -57,8 +57,8 @@ from service.errors import (
     UnsupportedMediaType,
     logged_fault,
 )
+from service.handlers.billing_statement import OperationRequest, StatementOperation
 from service.metrics import Metrics
-from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import fingerprint
 from service.signing.statement_signature import STATEMENT_TAG, StatementSigner
@@ -76,41 +76,10 @@ from service.xroad import (
 
 log = logging.getLogger("service.gateway")
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-#: The hot path: (verified Body, audit entry, X-Road headers) -> response envelope,
-#: or None to leave the request to Spyne.
-DirectOperation = Callable[[etree._Element, AuditEntry, XRoadHeaders | None], etree._Element | None]
-SIGNER_ENVIRON_KEY = "azersu.signer"
-#: The request's AuditEntry: the operation fills in what the citizen asked for.
-AUDIT_ENVIRON_KEY = "azersu.audit"
-#: The request's checked X-Road headers (or None).
-XROAD_ENVIRON_KEY = "azersu.xroad"
 _ACCEPTED_MEDIA_TYPES = ("text/xml",)
 _MUST_UNDERSTAND = f"{{{ns.SOAP11_ENV}}}mustUnderstand"
 _ACTOR = f"{{{ns.SOAP11_ENV}}}actor"
 _ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
-_FAULTCODE_PATH = f"{{{ns.SOAP11_ENV}}}Body/{{{ns.SOAP11_ENV}}}Fault/faultcode"
-
-
-def call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Run a WSGI application to the end; return its status, headers and whole body."""
-    captured: dict[str, Any] = {"status": "500 Internal Server Error", "headers": []}
-    written: list[bytes] = []
-
-    def start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: Any = None
-    ) -> Callable[[bytes], None]:
-        captured["status"], captured["headers"] = status, headers
-        return written.append  # WSGI's legacy write(): kept, in order
-
-    result = app(environ, start_response)
-    try:
-        written.extend(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return captured["status"], captured["headers"], b"".join(written)
 
 
 def fault_envelope(fault: ServiceFault) -> etree._Element:
@@ -134,15 +103,6 @@ def fault_label(fault: ServiceFault) -> str:
     return f"wsse:{fault.faultcode}" if fault.fault_namespace else fault.faultcode
 
 
-def clean_envelope(verified_body: etree._Element) -> bytes:
-    """Return a new envelope that holds only the verified Body's content, for Spyne."""
-    envelope = etree.Element(f"{{{ns.SOAP11_ENV}}}Envelope", nsmap={"soapenv": ns.SOAP11_ENV})
-    body = etree.SubElement(envelope, f"{{{ns.SOAP11_ENV}}}Body")
-    for child in verified_body:
-        body.append(deepcopy(child))
-    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
-
-
 def add_header_blocks(envelope: etree._Element, blocks: Iterable[etree._Element]) -> None:
     """Put copies of ``blocks`` first in the envelope's Header (created if missing)."""
     blocks = list(blocks)
@@ -162,19 +122,19 @@ _PLAIN_TEXT = "text/plain; charset=utf-8"
 
 @dataclass(frozen=True)
 class Admitted:
-    """A request that passed the front door: its Body, its signer, its X-Road headers."""
+    """A request that passed the front door: its one operation element, signer, X-Road headers."""
 
-    body: etree._Element
+    operation: etree._Element
     signer: SignerInfo
     xroad: XRoadHeaders | None
 
 
 class SoapGateway:
-    """Verify every SOAP request before Spyne; sign and audit every answer after it."""
+    """Verify every SOAP request, answer it with the operation, sign and audit the answer."""
 
     def __init__(
         self,
-        soap_app: WsgiApp,
+        operation: StatementOperation,
         verifier: WsseVerifier | None,
         wsse_signer: WsseSigner,
         statement_signer: StatementSigner,
@@ -185,21 +145,18 @@ class SoapGateway:
         transport_trust: TrustStore | None = None,
         max_body_bytes: int = 256 * 1024,
         wsdl: bytes = b"",
-        operation: DirectOperation | None = None,
     ) -> None:
         """Wire the gateway.
 
         ``verifier`` None means WS-Security off: the caller is then the TLS
-        client certificate, checked against ``transport_trust`` (its pins).
-        ``operation`` answers the plain requests it recognizes without Spyne
-        (the hot path); whatever it declines goes to ``soap_app``.
+        client certificate, checked against ``transport_trust``.  ``wsdl``
+        is the document ``GET /soap?wsdl`` returns.
         """
         self.operation = operation
         if verifier is None and transport_trust is None:
             raise ValueError("without WS-Security the TLS client certificate must be checked")
         self.xroad = xroad or XRoadPolicy()
         self.transport_trust = transport_trust
-        self.soap_app = soap_app
         self.verifier = verifier
         self.wsse_signer = wsse_signer
         self.statement_signer = statement_signer
@@ -346,7 +303,7 @@ class SoapGateway:
         operations = [child for child in body if isinstance(child.tag, str)]
         if len(operations) != 1:
             raise OneOperation(f"{len(operations)} elements in the Body")
-        return Admitted(body, signer, self.xroad.check(header))
+        return Admitted(operations[0], signer, self.xroad.check(header))
 
     def _check_must_understand(self, header: etree._Element | None) -> None:
         """Raise MustUnderstand for a block meant for us, marked mustUnderstand, not processed.
@@ -414,46 +371,14 @@ class SoapGateway:
     ) -> tuple[str, bytes]:
         """Run the operation on the verified Body; return the HTTP status and the signed answer."""
         echo = admitted.xroad.echo if admitted.xroad else ()
-        envelope: etree._Element | None = None
-        if self.operation is not None:
-            try:
-                envelope = self.operation(admitted.body, entry, admitted.xroad)
-            except Exception as exc:  # the operation's Faults, as Spyne's call_wrapper maps them
-                fault = logged_fault(exc, log)
-                if isinstance(fault, BillingUnavailable):
-                    self.metrics.database_errors.labels(store="billing").inc()
-                return self._fault_answer(fault, entry, echo)
-        if envelope is not None:
-            return self._signed("200 OK", envelope, entry, echo)
-        return self._call_spyne(environ, admitted, entry)
-
-    def _call_spyne(
-        self, environ: dict[str, Any], admitted: Admitted, entry: AuditEntry
-    ) -> tuple[str, bytes]:
-        """Run Spyne on the verified Body; return the HTTP status and the signed answer."""
-        clean = clean_envelope(admitted.body)
-        echo = admitted.xroad.echo if admitted.xroad else ()
-        inner = dict(environ)
-        inner["wsgi.input"] = io.BytesIO(clean)
-        inner["CONTENT_LENGTH"] = str(len(clean))
-        inner["CONTENT_TYPE"] = "text/xml; charset=utf-8"
-        inner[SIGNER_ENVIRON_KEY] = admitted.signer
-        inner[AUDIT_ENVIRON_KEY] = entry
-        inner[XROAD_ENVIRON_KEY] = admitted.xroad
         try:
-            status, _headers, payload = call_wsgi(self.soap_app, inner)
-            envelope = etree.fromstring(payload, etree.XMLParser(resolve_entities=False))
-        except Exception as exc:  # Spyne maps its errors itself; this is a last resort
-            log.exception("the SOAP application failed")
-            fault = InternalError(f"{type(exc).__name__}: {exc}")
-            return self._fault_answer(fault, entry, echo)
-        fault_code = envelope.findtext(_FAULTCODE_PATH)
-        if fault_code is not None:
-            entry.outcome = fault_code.rpartition(":")[2]
-            entry.statement_number = ""
-            if entry.outcome == BillingUnavailable.faultcode:
+            envelope = self.operation(admitted.operation, OperationRequest(entry, admitted.xroad))
+        except Exception as exc:  # the operation's Faults; anything else is InternalError
+            fault = logged_fault(exc, log)
+            if isinstance(fault, BillingUnavailable):
                 self.metrics.database_errors.labels(store="billing").inc()
-        return self._signed(status, envelope, entry, echo)
+            return self._fault_answer(fault, entry, echo)
+        return self._signed("200 OK", envelope, entry, echo)
 
     def _signed(
         self,

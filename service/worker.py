@@ -56,7 +56,7 @@ log = logging.getLogger("service.worker")
 #: Share of ``worker_connections`` kept free by shedding waiting connections.
 SHED_HEADROOM = 0.1
 #: Seconds a connection refused for its client's limit is held before it is closed.
-REFUSED_HOLD_S = 3.0
+REFUSED_HOLD_S = 10.0
 #: Seconds a stopping worker keeps its idle kept-alive connections open: a
 #: request already on its way is answered (with ``Connection: close``).
 STOP_KEEPALIVE_LINGER_S = 2.0

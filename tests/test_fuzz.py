@@ -46,13 +46,14 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from service import namespaces as ns
 from service.app import create_app
 from service.audit import AuditStore
 from service.errors import ServiceFault
 from service.metrics import Metrics
+from service.namespaces import TNS
 from service.pki import IssuedPair
 from service.settings import Settings
-from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import SigningIdentity, fingerprint, load_signing_identity
 from service.signing.replay import InMemoryReplayCache
@@ -60,7 +61,6 @@ from service.signing.statement_signature import STATEMENT_TAG, StatementSigner, 
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore
 from service.signing.wsse import WsseSigner, WsseVerifier
 from service.soap_gateway import SoapGateway
-from service.wsdl.namespaces import TNS
 from service.xroad import XRD, XRoadPolicy, build_request_headers, header_blocks
 from tests.wsse_forge import forge
 from tests.xmlsec_binding import xmlsec

@@ -41,11 +41,11 @@ from lxml import etree
 import service.xroad  # noqa: F401  (registers the X-Road faults)
 from service.app import ServiceApp, create_app
 from service.errors import Status, fault_classes
+from service.namespaces import SOAP11_ENV, TNS
 from service.settings import Settings
 from service.signing.statement_signature import StatementVerifier
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseVerifier
-from service.wsdl.namespaces import SOAP11_ENV, TNS
 from tests import billing_fixtures as bf
 
 NAMES = ("SubscriberCode", "CitizenFin", "Language")

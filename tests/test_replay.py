@@ -28,9 +28,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from service import namespaces as ns
 from service.errors import ConfigurationError, ReplayStoreUnavailable
 from service.pki import IssuedPair
-from service.signing import namespaces as ns
 from service.signing.replay import (
     REDIS_KEY_PREFIX,
     InMemoryReplayCache,

@@ -4,6 +4,9 @@
   a file of its own, verifies with the ``xmlsec1`` command-line tool and with
   signxml -- for an RSA and an EC service key -- and a tampered copy does not.
 * The response's WS-Security signature verifies with ``xmlsec1``.
+* Statements signed by ``xmlsec1`` and by signxml (the enveloped-signature
+  transform, then exclusive C14N, with or without a PrefixList) verify with
+  our StatementVerifier, and a tampered copy fails on its digest.
 * A request signed by zeep's own ``BinarySignature`` is accepted by the
   service, and the answer verifies with our strict client.
 """
@@ -26,18 +29,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
-from signxml import SignatureConfiguration, XMLVerifier
-from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml import SignatureConfiguration, XMLSigner, XMLVerifier, methods
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidSignature
 from zeep import Client
 from zeep.wsse.signature import BinarySignature
 from zeep.wsse.utils import WSU, get_security_header
 
+from service import namespaces as ns
 from service.app import create_app
 from service.client import StatementClient
+from service.errors import FailedCheck
+from service.namespaces import OPERATION, SOAP11_ENV, TNS
 from service.pki import IssuedPair, init_pki, issue, new_key
-from service.signing import namespaces as ns
-from service.wsdl.namespaces import OPERATION, SOAP11_ENV, TNS
+from service.signing.hardened_xml import parse_request
+from service.signing.policy import ENVELOPED_CHAIN, Reason
+from service.signing.statement_signature import StatementVerifier
+from service.signing.trust import TrustStore
 from tests import billing_fixtures as bf
 
 STATEMENT_ID_NODE = f"{TNS}:Statement"  # xmlsec1 --id-attr takes <namespace-uri>:<node-name>
@@ -187,7 +195,10 @@ def test_statement_fails_with_xmlsec1_under_another_ca(
     result = run_xmlsec1(
         xmlsec1, "--trusted-pem", str(other["ca.pem"]), "--id-attr:Id", STATEMENT_ID_NODE, str(path)
     )
-    assert result.returncode != 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    # Refused for the certificate, not for some other reason (a wrong option, a digest).
+    assert "certificate verification failed" in output, output
 
 
 # --- the saved Statement and signxml ----------------------------------------------------------
@@ -266,6 +277,126 @@ def test_statement_fails_with_signxml_under_another_ca(
     other = init_pki(tmp_path / "other-pki")
     with pytest.raises(InvalidCertificate):
         XMLVerifier().verify(data, ca_pem_file=str(other["ca.pem"]), expect_config=SIGNXML_CONFIG)
+
+
+# --- Statements signed by xmlsec1 and signxml, verified by StatementVerifier -----------------
+
+STATEMENT_XML = (
+    f'<tns:Statement xmlns:tns="{TNS}" xmlns:unused="urn:unused" Id="Statement-AZS-1">'
+    "<tns:StatementNumber>AZS-20260314-ABCDEF012345</tns:StatementNumber>"
+    "<tns:Issuer>“Azərsu” Açıq Səhmdar Cəmiyyəti</tns:Issuer></tns:Statement>"
+)
+#: The same Statement inside an envelope that declares the namespace a PrefixList names.
+WRAPPED_STATEMENT_XML = (
+    '<w:Wrapper xmlns:w="urn:wrapper" xmlns:unused="urn:unused">'
+    + STATEMENT_XML.replace(' xmlns:unused="urn:unused"', "")
+    + "</w:Wrapper>"
+)
+
+
+def statement_template(document: str, transforms: tuple[str, ...], prefix_list: str | None) -> str:
+    """Return ``document`` with an empty enveloped Signature template in its Statement."""
+    steps = ""
+    for algorithm in transforms:
+        inclusive = (
+            f'<ec:InclusiveNamespaces xmlns:ec="{ns.EXC_C14N}" PrefixList="{prefix_list}"/>'
+            if algorithm == ns.EXC_C14N and prefix_list is not None
+            else ""
+        )
+        steps += f'<ds:Transform Algorithm="{algorithm}">{inclusive}</ds:Transform>'
+    signature = (
+        f'<ds:Signature xmlns:ds="{ns.DS}"><ds:SignedInfo>'
+        f'<ds:CanonicalizationMethod Algorithm="{ns.EXC_C14N}"/>'
+        f'<ds:SignatureMethod Algorithm="{ns.RSA_SHA256}"/>'
+        '<ds:Reference URI="#Statement-AZS-1">'
+        + (f"<ds:Transforms>{steps}</ds:Transforms>" if transforms else "")
+        + f'<ds:DigestMethod Algorithm="{ns.SHA256}"/><ds:DigestValue/></ds:Reference>'
+        "</ds:SignedInfo><ds:SignatureValue/>"
+        "<ds:KeyInfo><ds:X509Data><ds:X509Certificate/></ds:X509Data></ds:KeyInfo></ds:Signature>"
+    )
+    return document.replace("</tns:Statement>", signature + "</tns:Statement>")
+
+
+def sign_with_xmlsec1(tool: str, template: str, pki: dict[str, Path], folder: Path) -> bytes:
+    """Return ``template`` signed by ``xmlsec1 --sign`` with the service's key and certificate."""
+    source, signed = folder / "template.xml", folder / "signed.xml"
+    source.write_text(template, encoding="utf-8")
+    result = subprocess.run(
+        [
+            tool, "--sign",
+            "--privkey-pem", f"{pki['service.key']},{pki['service.pem']}",
+            "--id-attr:Id", STATEMENT_ID_NODE,
+            "--output", str(signed), str(source),
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    check = run_xmlsec1(
+        tool, "--trusted-pem", str(pki["ca.pem"]), "--id-attr:Id", STATEMENT_ID_NODE, str(signed)
+    )
+    assert check.returncode == 0, check.stdout + check.stderr  # xmlsec1 accepts its own
+    return signed.read_bytes()
+
+
+def _statement_in(data: bytes) -> etree._Element:
+    root = parse_request(data)
+    return root if root.tag == t("Statement") else root.find(t("Statement"))
+
+
+def _tampered_statement(data: bytes) -> etree._Element:
+    statement = _statement_in(data)
+    statement.find(t("Issuer")).text = "Başqa şirkət"
+    return statement
+
+
+@pytest.mark.parametrize(
+    ("document", "prefix_list"),
+    [
+        pytest.param(STATEMENT_XML, None, id="saved-statement"),
+        pytest.param(STATEMENT_XML, "unused", id="saved-statement-prefix-list"),
+        pytest.param(WRAPPED_STATEMENT_XML, "unused", id="in-an-envelope-prefix-list"),
+    ],
+)
+def test_a_statement_signed_by_xmlsec1_verifies(
+    xmlsec1: str,
+    pki: dict[str, Path],
+    trust: TrustStore,
+    tmp_path: Path,
+    document: str,
+    prefix_list: str | None,
+) -> None:
+    data = sign_with_xmlsec1(
+        xmlsec1, statement_template(document, ENVELOPED_CHAIN, prefix_list), pki, tmp_path
+    )
+    verified = StatementVerifier(trust).verify(_statement_in(data))
+    assert verified.statement_number == "AZS-20260314-ABCDEF012345"
+    assert verified.signer.subject.startswith("CN=billing-statement.azersu.az")
+    with pytest.raises(FailedCheck) as raised:
+        StatementVerifier(trust).verify(_tampered_statement(data))
+    assert raised.value.reason == Reason.REFERENCE_DIGEST
+
+
+def test_a_statement_signed_by_signxml_verifies(pki: dict[str, Path], trust: TrustStore) -> None:
+    signer = XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm=SignatureMethod.RSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    )
+    signed = signer.sign(
+        etree.fromstring(STATEMENT_XML.encode()),
+        key=pki["service.key"].read_bytes(),
+        cert=pki["service.pem"].read_text(),
+        reference_uri="#Statement-AZS-1",
+    )
+    data = etree.tostring(signed, encoding="UTF-8")
+    chain = [e.get("Algorithm") for e in signed.iter(f"{{{ns.DS}}}Transform")]
+    assert tuple(chain) == ENVELOPED_CHAIN
+    verified = StatementVerifier(trust).verify(_statement_in(data))
+    assert verified.statement_number == "AZS-20260314-ABCDEF012345"
+    with pytest.raises(FailedCheck) as raised:
+        StatementVerifier(trust).verify(_tampered_statement(data))
+    assert raised.value.reason == Reason.REFERENCE_DIGEST
 
 
 # --- the whole response and xmlsec1 ----------------------------------------------------------

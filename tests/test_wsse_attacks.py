@@ -3,7 +3,9 @@
 Each case asserts the exact fault code (or HTTP status when the body is never
 read), that the answer is itself signed by the service, that no statement and
 no personal data leaks, and that the server still answers the next good
-request.
+request.  Each case the WS-Security verifier refuses is also given to a
+:class:`WsseVerifier` directly, which must refuse it for the case's own
+reason (the caller only ever sees the fault code).
 """
 
 from __future__ import annotations
@@ -22,14 +24,36 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+import service.handlers.billing_statement as handler
+from service import namespaces as ns
 from service.app import create_app
+from service.errors import (
+    FailedAuthentication,
+    FailedCheck,
+    InvalidSecurity,
+    MessageExpired,
+    SecurityFault,
+    ServiceFault,
+    UnsupportedAlgorithm,
+)
 from service.pki import IssuedPair, create_ca, issue, new_key
-from service.signing import namespaces as ns
+from service.signing.hardened_xml import parse_request
 from service.signing.keys import fingerprint
+from service.signing.policy import (
+    ENVELOPED_CHAIN,
+    EXCLUSIVE_C14N_CHAIN,
+    WSSE_POLICY,
+    Reason,
+    VerificationPolicy,
+)
+from service.signing.replay import InMemoryReplayCache
+from service.signing.trust import TrustStore
 from service.signing.wsse import WsseVerifier
 from tests import billing_fixtures as bf
 from tests.wsse_forge import SOAP, WSU_ID, Forged, forge, q
 
+#: node-soap's default on each Reference: the enveloped-signature transform, then exclusive C14N.
+NODE_SOAP_TRANSFORMS = (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N)
 HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"GetBillingStatement"'}
 NOW = dt.datetime.now(dt.UTC)
 
@@ -200,7 +224,13 @@ def key_does_not_match_token(keys: Keys) -> bytes:
 
 
 def stale_timestamp(keys: Keys) -> bytes:
-    return _request(keys, created=NOW - dt.timedelta(hours=1)).bytes()
+    # Not expired yet (it says it lives two hours), but created too long ago.
+    created = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    return _request(keys, created=created, lifetime=dt.timedelta(hours=2)).bytes()
+
+
+def expires_before_created(keys: Keys) -> bytes:
+    return _request(keys, lifetime=dt.timedelta(seconds=-1)).bytes()
 
 
 def future_timestamp(keys: Keys) -> bytes:
@@ -233,11 +263,12 @@ def hmac_signature(keys: Keys) -> bytes:
     return _request(keys, signature_method=xmlsec.Transform.HMAC_SHA256, key=hmac_key).bytes()
 
 
-def _add_transform(f: Forged, algorithm: str) -> bytes:
+def _add_transform(f: Forged, algorithm: str, *, last: bool = False) -> bytes:
     transforms = f.signature.find(
         f"{q(ns.DS, 'SignedInfo')}/{q(ns.DS, 'Reference')}/{q(ns.DS, 'Transforms')}"
     )
-    transforms.insert(0, etree.Element(q(ns.DS, "Transform"), {"Algorithm": algorithm}))
+    transform = etree.Element(q(ns.DS, "Transform"), {"Algorithm": algorithm})
+    transforms.insert(len(transforms) if last else 0, transform)
     return f.bytes()
 
 
@@ -247,6 +278,23 @@ def xslt_transform(keys: Keys) -> bytes:
 
 def xpath_transform(keys: Keys) -> bytes:
     return _add_transform(_request(keys), "http://www.w3.org/TR/1999/REC-xpath-19991116")
+
+
+def no_transforms(keys: Keys) -> bytes:
+    # Without Transforms the Body would be canonicalized by inclusive C14N 1.0.
+    return _request(keys, transforms=()).bytes()
+
+
+def enveloped_transform_alone(keys: Keys) -> bytes:
+    return _request(keys, transforms=(xmlsec.Transform.ENVELOPED,)).bytes()
+
+
+def enveloped_after_exc_c14n(keys: Keys) -> bytes:
+    return _add_transform(_request(keys), ns.ENVELOPED, last=True)
+
+
+def inclusive_c14n_transform(keys: Keys) -> bytes:
+    return _request(keys, transforms=(xmlsec.Transform.C14N,)).bytes()
 
 
 def _set_reference_uri(keys: Keys, uri: str) -> bytes:
@@ -271,8 +319,15 @@ def too_many_references(keys: Keys) -> bytes:
     f = _request(keys)
     signed_info = f.signature.find(q(ns.DS, "SignedInfo"))
     reference = signed_info.find(q(ns.DS, "Reference"))
-    for _ in range(6):
+    for _ in range(WSSE_POLICY.max_references - 1):  # with the Timestamp's: one too many
         signed_info.append(copy.deepcopy(reference))
+    return f.bytes()
+
+
+def two_references_to_the_body(keys: Keys) -> bytes:
+    f = _request(keys)
+    signed_info = f.signature.find(q(ns.DS, "SignedInfo"))
+    signed_info.append(copy.deepcopy(signed_info.find(q(ns.DS, "Reference"))))
     return f.bytes()
 
 
@@ -328,44 +383,89 @@ def oversized_body(keys: Keys) -> bytes:
 class Attack:
     build: Callable[[Keys], bytes]
     expected: str  # "wsse:<code>", "soap:<code>" or "http:<status>"
+    #: Why the WS-Security verifier refuses it (None: refused before, by the
+    #: parser or at the HTTP level).  A Reason, or a TrustStore.check reason.
+    reason: str | None = None
     content_type: str = HEADERS["Content-Type"]
 
 
 ATTACKS = {
-    "unsigned": Attack(unsigned, "wsse:InvalidSecurity"),
-    "body-changed-after-signing": Attack(body_changed, "wsse:FailedCheck"),
-    "xsw-signed-body-in-header-wrapper": Attack(xsw_body_in_header_wrapper, "wsse:InvalidSecurity"),
-    "xsw-signed-body-in-ds-object": Attack(xsw_body_in_ds_object, "wsse:InvalidSecurity"),
-    "xsw-evil-body-with-same-id": Attack(xsw_evil_body_with_the_same_id, "wsse:InvalidSecurity"),
-    "duplicate-ids": Attack(duplicate_ids, "wsse:InvalidSecurity"),
+    "unsigned": Attack(unsigned, "wsse:InvalidSecurity", Reason.STRUCTURE),
+    "body-changed-after-signing": Attack(body_changed, "wsse:FailedCheck", Reason.REFERENCE_DIGEST),
+    "xsw-signed-body-in-header-wrapper": Attack(
+        xsw_body_in_header_wrapper, "wsse:InvalidSecurity", Reason.STRUCTURE
+    ),
+    "xsw-signed-body-in-ds-object": Attack(
+        xsw_body_in_ds_object, "wsse:InvalidSecurity", Reason.STRUCTURE
+    ),
+    "xsw-evil-body-with-same-id": Attack(
+        xsw_evil_body_with_the_same_id, "wsse:InvalidSecurity", Reason.STRUCTURE
+    ),
+    "duplicate-ids": Attack(duplicate_ids, "wsse:InvalidSecurity", Reason.DUPLICATE_ID),
     "duplicate-ids-other-attribute": Attack(
-        duplicate_ids_across_attribute_names, "wsse:InvalidSecurity"
+        duplicate_ids_across_attribute_names, "wsse:InvalidSecurity", Reason.DUPLICATE_ID
     ),
     "signature-covers-only-timestamp": Attack(
-        signature_covers_only_timestamp, "wsse:InvalidSecurity"
+        signature_covers_only_timestamp, "wsse:InvalidSecurity", Reason.REQUIRED_REFERENCE
     ),
-    "signature-covers-only-body": Attack(signature_covers_only_body, "wsse:InvalidSecurity"),
-    "second-body": Attack(second_body, "wsse:InvalidSecurity"),
-    "second-security-header": Attack(second_security_header, "wsse:InvalidSecurity"),
-    "second-envelope": Attack(second_envelope_in_header, "wsse:InvalidSecurity"),
-    "untrusted-ca": Attack(untrusted_ca, "wsse:FailedAuthentication"),
-    "expired-certificate": Attack(expired_certificate, "wsse:FailedAuthentication"),
-    "not-yet-valid-certificate": Attack(not_yet_valid_certificate, "wsse:FailedAuthentication"),
-    "key-does-not-match-token": Attack(key_does_not_match_token, "wsse:FailedCheck"),
-    "stale-timestamp": Attack(stale_timestamp, "wsse:MessageExpired"),
-    "future-timestamp": Attack(future_timestamp, "wsse:MessageExpired"),
-    "expired-timestamp": Attack(expired_timestamp, "wsse:MessageExpired"),
-    "missing-timestamp": Attack(missing_timestamp, "wsse:InvalidSecurity"),
-    "sha1-signature": Attack(sha1_signature, "wsse:UnsupportedAlgorithm"),
-    "sha1-digest": Attack(sha1_digest, "wsse:UnsupportedAlgorithm"),
-    "md5-digest": Attack(md5_digest, "wsse:UnsupportedAlgorithm"),
-    "hmac-signature": Attack(hmac_signature, "wsse:UnsupportedAlgorithm"),
-    "xslt-transform": Attack(xslt_transform, "wsse:UnsupportedAlgorithm"),
-    "xpath-transform": Attack(xpath_transform, "wsse:UnsupportedAlgorithm"),
-    "external-reference-file": Attack(external_uri_file, "wsse:InvalidSecurity"),
-    "external-reference-http": Attack(external_uri_http, "wsse:InvalidSecurity"),
-    "xpointer-reference": Attack(xpointer_uri, "wsse:InvalidSecurity"),
-    "too-many-references": Attack(too_many_references, "wsse:InvalidSecurity"),
+    "signature-covers-only-body": Attack(
+        signature_covers_only_body, "wsse:InvalidSecurity", Reason.REQUIRED_REFERENCE
+    ),
+    "second-body": Attack(second_body, "wsse:InvalidSecurity", Reason.STRUCTURE),
+    "second-security-header": Attack(
+        second_security_header, "wsse:InvalidSecurity", Reason.STRUCTURE
+    ),
+    "second-envelope": Attack(second_envelope_in_header, "wsse:InvalidSecurity", Reason.STRUCTURE),
+    "untrusted-ca": Attack(untrusted_ca, "wsse:FailedAuthentication", "untrusted_issuer"),
+    "expired-certificate": Attack(
+        expired_certificate, "wsse:FailedAuthentication", "certificate_validity"
+    ),
+    "not-yet-valid-certificate": Attack(
+        not_yet_valid_certificate, "wsse:FailedAuthentication", "certificate_validity"
+    ),
+    "key-does-not-match-token": Attack(
+        key_does_not_match_token, "wsse:FailedCheck", Reason.SIGNED_INFO_SIGNATURE
+    ),
+    "stale-timestamp": Attack(stale_timestamp, "wsse:MessageExpired", Reason.STALE),
+    "future-timestamp": Attack(future_timestamp, "wsse:MessageExpired", Reason.FUTURE),
+    "expired-timestamp": Attack(expired_timestamp, "wsse:MessageExpired", Reason.EXPIRED),
+    "expires-before-created": Attack(
+        expires_before_created, "wsse:MessageExpired", Reason.TIMESTAMP_ORDER
+    ),
+    "missing-timestamp": Attack(missing_timestamp, "wsse:InvalidSecurity", Reason.STRUCTURE),
+    "sha1-signature": Attack(sha1_signature, "wsse:UnsupportedAlgorithm", Reason.SIGNATURE_METHOD),
+    "sha1-digest": Attack(sha1_digest, "wsse:UnsupportedAlgorithm", Reason.DIGEST_METHOD),
+    "md5-digest": Attack(md5_digest, "wsse:UnsupportedAlgorithm", Reason.DIGEST_METHOD),
+    "hmac-signature": Attack(hmac_signature, "wsse:UnsupportedAlgorithm", Reason.SIGNATURE_METHOD),
+    "xslt-transform": Attack(
+        xslt_transform, "wsse:UnsupportedAlgorithm", Reason.TRANSFORM_ALGORITHM
+    ),
+    "xpath-transform": Attack(
+        xpath_transform, "wsse:UnsupportedAlgorithm", Reason.TRANSFORM_ALGORITHM
+    ),
+    "inclusive-c14n-transform": Attack(
+        inclusive_c14n_transform, "wsse:UnsupportedAlgorithm", Reason.TRANSFORM_ALGORITHM
+    ),
+    "no-transforms": Attack(no_transforms, "wsse:InvalidSecurity", Reason.REFERENCE_TRANSFORMS),
+    "enveloped-transform-alone": Attack(
+        enveloped_transform_alone, "wsse:InvalidSecurity", Reason.REFERENCE_TRANSFORMS
+    ),
+    "enveloped-after-exc-c14n": Attack(
+        enveloped_after_exc_c14n, "wsse:InvalidSecurity", Reason.REFERENCE_TRANSFORMS
+    ),
+    "external-reference-file": Attack(
+        external_uri_file, "wsse:InvalidSecurity", Reason.REFERENCE_URI
+    ),
+    "external-reference-http": Attack(
+        external_uri_http, "wsse:InvalidSecurity", Reason.REFERENCE_URI
+    ),
+    "xpointer-reference": Attack(xpointer_uri, "wsse:InvalidSecurity", Reason.REFERENCE_URI),
+    "two-references-to-the-body": Attack(
+        two_references_to_the_body, "wsse:InvalidSecurity", Reason.REFERENCE_URI
+    ),
+    "too-many-references": Attack(
+        too_many_references, "wsse:InvalidSecurity", Reason.REFERENCE_COUNT
+    ),
     "doctype-xxe": Attack(doctype_xxe, "soap:Client.ForbiddenXml"),
     "billion-laughs": Attack(billion_laughs, "soap:Client.ForbiddenXml"),
     "comment-inside-subscriber-code": Attack(
@@ -378,9 +478,9 @@ ATTACKS = {
     "invalid-utf8": Attack(invalid_utf8, "soap:Client.MalformedRequest"),
     "not-xml": Attack(not_xml, "soap:Client.MalformedRequest"),
     "oversized-body": Attack(oversized_body, "http:413"),
-    "wrong-content-type": Attack(body_changed, "http:415", "application/json"),
-    "soap12-content-type": Attack(body_changed, "http:415", "application/soap+xml"),
-    "latin1-charset": Attack(body_changed, "http:415", "text/xml; charset=iso-8859-1"),
+    "wrong-content-type": Attack(body_changed, "http:415", content_type="application/json"),
+    "soap12-content-type": Attack(body_changed, "http:415", content_type="application/soap+xml"),
+    "latin1-charset": Attack(body_changed, "http:415", content_type="text/xml; charset=iso-8859-1"),
 }
 
 
@@ -445,8 +545,9 @@ def test_replayed_message_is_refused(keys: Keys, live_server, response_verifier)
         ("portal", {"signature_method": xmlsec.Transform.RSA_SHA512}),
         ("portal", {"digest_method": xmlsec.Transform.SHA512}),
         ("ec", {"signature_method": xmlsec.Transform.ECDSA_SHA256}),
+        ("portal", {"transforms": NODE_SOAP_TRANSFORMS}),
     ],
-    ids=["rsa-sha512", "sha512-digest", "ecdsa-sha256"],
+    ids=["rsa-sha512", "sha512-digest", "ecdsa-sha256", "node-soap-enveloped-then-exc-c14n"],
 )
 def test_allowed_algorithms_are_accepted(
     signer: str, options: dict[str, object], keys: Keys, settings, serve_app
@@ -465,11 +566,148 @@ def test_allowed_algorithms_are_accepted(
     )
 
 
-def test_handlers_see_only_the_signed_body(keys: Keys, live_server) -> None:
-    # An unsigned header block rides along with a good signature: it is not
-    # passed to Spyne (the clean envelope holds the verified Body only).
+def test_handlers_see_only_the_signed_body(
+    keys: Keys, live_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unsigned header block rides along with a good signature: the handler never gets it.
+
+    The server runs in this process: the operation it calls is wrapped to
+    record what it is given -- the signed Body's operation element, and no
+    header block.
+    """
+    given: list[tuple[bytes, object]] = []
+    operation = handler.StatementOperation.__call__
+
+    def recording(self, element, request):  # type: ignore[no-untyped-def]
+        given.append((_c14n(element), request.xroad))
+        return operation(self, element, request)
+
+    monkeypatch.setattr(handler.StatementOperation, "__call__", recording)
     f = _request(keys)
     etree.SubElement(f.header, "{urn:evil}Injected").text = "should never be read"
     response = requests.post(live_server.url, data=f.bytes(), headers=HEADERS, timeout=10)
     assert response.status_code == 200
-    assert b"should never be read" not in response.content
+    assert given == [(_c14n(f.body[0]), None)]
+    assert b"should never be read" not in given[0][0]
+
+
+# --- the verifier's reasons and policy, without the server ----------------------------------------
+
+
+def _c14n(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n", exclusive=True)
+
+
+@pytest.mark.parametrize(
+    "name", [name for name, attack in ATTACKS.items() if not attack.expected.startswith("http")]
+)
+def test_each_attack_is_refused_for_its_own_reason(
+    name: str, keys: Keys, trust: TrustStore
+) -> None:
+    """The fault code on the wire is shared by many rules; the reason tells which one refused."""
+    attack = ATTACKS[name]
+    kind, _, code = attack.expected.partition(":")
+    with pytest.raises(ServiceFault) as raised:
+        WsseVerifier(trust, None).verify(parse_request(attack.build(keys)))
+    assert raised.value.faultcode == code
+    if kind == "soap":  # refused by the parser, before any signature is looked at
+        assert attack.reason is None and not isinstance(raised.value, SecurityFault)
+    else:
+        assert isinstance(raised.value, SecurityFault)
+        assert raised.value.reason == attack.reason
+
+
+def test_node_soaps_enveloped_then_exc_c14n_references_are_verified(
+    keys: Keys, trust: TrustStore
+) -> None:
+    f = _request(keys, transforms=NODE_SOAP_TRANSFORMS)
+    chains = {
+        tuple(t.get("Algorithm") for t in reference.iter(q(ns.DS, "Transform")))
+        for reference in f.signature.iter(q(ns.DS, "Reference"))
+    }
+    assert chains == {ENVELOPED_CHAIN}
+    verified = WsseVerifier(trust, None).verify(parse_request(f.bytes()))
+    assert _c14n(verified.body) == _c14n(f.body)
+    # The Body was digested as it is: the enveloped transform changed nothing.
+    f.body[0][0].text = bf.GAPS
+    with pytest.raises(FailedCheck) as raised:
+        WsseVerifier(trust, None).verify(parse_request(f.bytes()))
+    assert raised.value.reason == Reason.REFERENCE_DIGEST
+
+
+@pytest.mark.parametrize(
+    ("policy", "options", "fault", "reason"),
+    [
+        pytest.param(
+            dataclasses.replace(WSSE_POLICY, min_rsa_bits=4096),
+            {},
+            FailedAuthentication,
+            Reason.WEAK_KEY,
+            id="rsa-2048-under-4096",
+        ),
+        pytest.param(
+            dataclasses.replace(WSSE_POLICY, transform_chains=frozenset({EXCLUSIVE_C14N_CHAIN})),
+            {"transforms": NODE_SOAP_TRANSFORMS},
+            UnsupportedAlgorithm,
+            Reason.TRANSFORM_ALGORITHM,
+            id="no-enveloped-chain",
+        ),
+        pytest.param(
+            dataclasses.replace(WSSE_POLICY, signature_methods=frozenset({ns.RSA_SHA512})),
+            {},
+            UnsupportedAlgorithm,
+            Reason.SIGNATURE_METHOD,
+            id="rsa-sha512-only",
+        ),
+        pytest.param(
+            dataclasses.replace(WSSE_POLICY, digest_methods=frozenset({ns.SHA512})),
+            {},
+            UnsupportedAlgorithm,
+            Reason.DIGEST_METHOD,
+            id="sha512-digests-only",
+        ),
+        pytest.param(
+            dataclasses.replace(WSSE_POLICY, max_references=1),
+            {},
+            InvalidSecurity,
+            Reason.REFERENCE_COUNT,
+            id="one-reference",
+        ),
+    ],
+)
+def test_the_verifier_enforces_the_policy_it_is_given(
+    policy: VerificationPolicy,
+    options: dict[str, object],
+    fault: type[SecurityFault],
+    reason: Reason,
+    keys: Keys,
+    trust: TrustStore,
+) -> None:
+    payload = _request(keys, **options).bytes()
+    WsseVerifier(trust, None).verify(parse_request(payload))  # the service's own policy accepts it
+    with pytest.raises(fault) as raised:
+        WsseVerifier(trust, None, policy=policy).verify(parse_request(payload))
+    assert raised.value.reason == reason
+
+
+def test_time_limits_given_to_the_verifier_replace_the_policys(
+    keys: Keys, trust: TrustStore
+) -> None:
+    payload = _request(keys, created=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)).bytes()
+    WsseVerifier(trust, None).verify(parse_request(payload))  # 60 s old: within 300 s
+    policy = dataclasses.replace(WSSE_POLICY, clock_skew_s=0, min_rsa_bits=1024)
+    verifier = WsseVerifier(trust, None, max_age_s=10, policy=policy)
+    assert (verifier.policy.max_age_s, verifier.policy.clock_skew_s) == (10, 0)
+    assert verifier.policy.min_rsa_bits == 1024  # the rest of the policy is kept
+    with pytest.raises(MessageExpired) as raised:
+        verifier.verify(parse_request(payload))
+    assert raised.value.reason == Reason.STALE
+
+
+def test_a_replay_is_refused_for_its_reason(keys: Keys, trust: TrustStore) -> None:
+    verifier = WsseVerifier(trust, InMemoryReplayCache())
+    payload = _request(keys).bytes()
+    verifier.verify(parse_request(payload))
+    with pytest.raises(InvalidSecurity) as raised:
+        verifier.verify(parse_request(payload))
+    assert raised.value.reason == Reason.REPLAY

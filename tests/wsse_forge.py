@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import xmlsec
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from service import namespaces as ns
+from service.namespaces import TNS
 from service.pki import IssuedPair
-from service.signing import namespaces as ns
-from service.wsdl.namespaces import TNS
 
 SOAP = ns.SOAP11_ENV
 WSU_ID = f"{{{ns.WSU}}}Id"
@@ -67,8 +68,13 @@ def forge(
     created: dt.datetime | None = None,
     lifetime: dt.timedelta = dt.timedelta(minutes=5),
     key: xmlsec.Key | None = None,
+    transforms: Sequence[object] = (xmlsec.Transform.EXCL_C14N,),
 ) -> Forged:
-    """Return a request signed by ``signer``'s key, carrying ``token``'s certificate."""
+    """Return a request signed by ``signer``'s key, carrying ``token``'s certificate.
+
+    ``transforms`` are every Reference's, in order: node-soap, for one, writes
+    the enveloped-signature transform before exclusive C14N.
+    """
     token = token or signer
     envelope = etree.Element(q(SOAP, "Envelope"), nsmap={"soapenv": SOAP, "b": TNS})
     header = etree.SubElement(envelope, q(SOAP, "Header"))
@@ -115,7 +121,8 @@ def forge(
         reference = xmlsec.template.add_reference(
             signature, digest_method, uri="#" + target.get(WSU_ID)
         )
-        xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
+        for transform in transforms:
+            xmlsec.template.add_transform(reference, transform)
         ctx.register_id(target, "Id", ns.WSU)
     key_info = xmlsec.template.ensure_key_info(signature)
     ctx.key = key or xmlsec_key(signer)

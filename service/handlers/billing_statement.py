@@ -1,10 +1,13 @@
 """``GetBillingStatement``: the last 12 months of a residential subscriber.
 
-The Spyne method is thin: it hands the request to :func:`answer`, which
-validates the input in the contract's order, reads billing through
-:class:`service.billing.statement_query.BillingQueries`, and builds the
-statement.  Business outcomes come back as a Status and a Message; technical
-failures are raised and become SOAP Faults in :mod:`service.errors`.
+:class:`StatementOperation` takes the verified Body, checks its one operation
+element against the contract's schema, and hands the values to
+:func:`answer`, which validates them in the contract's order, reads billing
+through :class:`service.billing.statement_query.BillingQueries`, and builds
+the statement; :mod:`service.handlers.response_xml` writes the response.
+Business outcomes come back as a Status and a Message; technical failures
+are raised as :class:`service.errors.ServiceFault` and answered as SOAP
+Faults by the gateway.  Nothing here knows HTTP or the gateway.
 """
 
 from __future__ import annotations
@@ -17,16 +20,22 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from lxml import etree
-from spyne import ServiceBase, rpc
 
 from service.audit import AuditEntry
 from service.billing.deadline import BillingDeadline
 from service.billing.statement_query import BillingQueries, YearMonth
-from service.errors import BusinessRejection, NotResidential, Status, SubscriberNotFound
+from service.errors import (
+    BusinessRejection,
+    NotResidential,
+    SchemaViolation,
+    Status,
+    SubscriberNotFound,
+    UnknownOperation,
+)
 from service.handlers.response_xml import response_envelope
 from service.identifiers import citizen_fin as resolve_citizen_fin
 from service.identifiers import normalize_subscriber_code
-from service.soap_gateway import AUDIT_ENVIRON_KEY, XROAD_ENVIRON_KEY
+from service.namespaces import OPERATION, TNS
 from service.statement import (
     STATEMENT_MONTHS,
     BillingStatement,
@@ -38,7 +47,6 @@ from service.statement import (
 )
 from service.status_messages import message_for, parse_language
 from service.wsdl import types as wire
-from service.wsdl.namespaces import OPERATION, TNS
 from service.xroad import XRoadHeaders
 
 BAKU = ZoneInfo("Asia/Baku")
@@ -148,46 +156,6 @@ def statement_id(number: str) -> str:
     return f"Statement-{number}"
 
 
-def to_wire(statement: BillingStatement) -> wire.Statement:
-    """Return the Spyne object that Spyne serializes as the ``Statement`` element."""
-    sub = statement.subscriber
-    return wire.Statement(
-        Id=statement_id(statement.number),
-        StatementNumber=statement.number,
-        IssuedAt=statement.issued_at,
-        Issuer=statement.issuer,
-        Subscriber=wire.Subscriber(
-            Code=sub.code,
-            LastName=sub.last_name,
-            FirstName=sub.first_name,
-            Patronymic=sub.patronymic,
-            Address=sub.address,
-            PersonsCount=sub.persons_count,
-            WaterSupply=sub.water_supply,
-            Wastewater=sub.wastewater,
-            MeterType=sub.meter_type,
-        ),
-        Periods=wire.Periods(
-            Period=[
-                wire.Period(
-                    Year=p.year,
-                    Month=p.month,
-                    ConsumptionM3=p.consumption_m3,
-                    InvoicedAmount=p.invoiced_amount,
-                    PaidAmount=p.paid_amount,
-                )
-                for p in statement.periods
-            ]
-        ),
-        Totals=wire.Totals(
-            ConsumptionM3=statement.totals.consumption_m3,
-            InvoicedAmount=statement.totals.invoiced_amount,
-            PaidAmount=statement.totals.paid_amount,
-        ),
-        Currency=statement.currency,
-    )
-
-
 def serve(
     context: StatementContext,
     entry: AuditEntry | None,
@@ -214,44 +182,60 @@ REQUEST_TAG = f"{{{TNS}}}{OPERATION}"
 _REQUEST_FIELDS = {
     f"{{{TNS}}}{name}": position for position, (name, _) in enumerate(wire.REQUEST_PARTS)
 }
+#: An element's string value: its text nodes, without comments or processing instructions.
+_STRING_VALUE = etree.XPath("string()")
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    """What the operation is told about a request besides its Body.
+
+    ``entry`` is the request's audit record: the operation notes in it what
+    was asked and what was answered.  ``xroad`` is the checked X-Road
+    headers, whose ``userId`` may name the citizen.
+    """
+
+    entry: AuditEntry
+    xroad: XRoadHeaders | None = None
 
 
 class StatementOperation:
-    """``GetBillingStatement`` without Spyne's object round trip: the hot path.
+    """``GetBillingStatement``: the verified Body in, the response envelope out.
 
-    It takes the verified Body and returns the response envelope, written by
-    :func:`service.handlers.response_xml.response_envelope`.  It handles
-    only the plain shape of a valid request -- the one wrapper element whose
-    parts are elements with text only, no attributes (no ``xsi:nil``), no
-    comments, each at most once -- and it validates that wrapper with the
-    very schema Spyne validates with.  For anything else it returns None and
-    the gateway hands the request to Spyne, which answers with its Faults
-    (``Client.SchemaValidation``, ``Client.UnknownOperation``, ...).  Both
-    paths call :func:`serve`; a test compares their answers after C14N.
+    Before::
+
+        <soapenv:Body>
+          <b:GetBillingStatement>
+            <b:SubscriberCode>100000002</b:SubscriberCode><b:CitizenFin>5ZT3K9M</b:CitizenFin>
+          </b:GetBillingStatement>
+        </soapenv:Body>
+
+    After (unsigned: the gateway signs it)::
+
+        <soap11env:Envelope ...><soap11env:Body><tns:GetBillingStatementResponse>
+          <tns:Status>OK</tns:Status><tns:Message>...</tns:Message><tns:Statement Id="...">...
+        </tns:GetBillingStatementResponse></soap11env:Body></soap11env:Envelope>
+
+    An element that the contract's schema refuses (an unknown one included)
+    is ``Client.SchemaValidation``; an element the schema declares that is
+    not a request (a response, a Statement) is ``Client.UnknownOperation``.
     """
 
-    def __init__(self, context: StatementContext, request_schema: etree.XMLSchema) -> None:
+    def __init__(self, context: StatementContext, schema: etree.XMLSchema) -> None:
         self.context = context
-        self.request_schema = request_schema
+        self.schema = schema
 
-    def __call__(
-        self, body: etree._Element, entry: AuditEntry | None, xroad: XRoadHeaders | None
-    ) -> etree._Element | None:
-        """Return the response envelope, or None to leave the request to Spyne."""
-        if len(body) != 1:
-            return None
-        request = body[0]
-        if request.tag != REQUEST_TAG or request.attrib or (request.text and request.text.strip()):
-            return None
+    def __call__(self, operation: etree._Element, request: OperationRequest) -> etree._Element:
+        """Answer the operation element; raise the Fault of a request it can't take."""
+        # In document/literal an unknown operation is an element the schema lacks.
+        if not self.schema.validate(operation):
+            raise SchemaViolation(str(self.schema.error_log)[:500])
+        if operation.tag != REQUEST_TAG:  # declared by the contract, but not a request
+            raise UnknownOperation(f"{operation.tag!r}")
         values: list[str | None] = [None] * len(_REQUEST_FIELDS)
-        for part in request:
-            position = _REQUEST_FIELDS.get(part.tag)
-            if position is None or values[position] is not None or part.attrib or len(part):
-                return None
-            values[position] = part.text or ""
-        if not self.request_schema.validate(request):
-            return None
-        result = serve(self.context, entry, xroad, *values)
+        for part in operation.iterchildren(tag=etree.Element):
+            values[_REQUEST_FIELDS[part.tag]] = str(_STRING_VALUE(part))
+        result = serve(self.context, request.entry, request.xroad, *values)
         statement = result.statement
         return response_envelope(
             result.status.value,
@@ -259,28 +243,3 @@ class StatementOperation:
             statement,
             statement_id(statement.number) if statement else "",
         )
-
-
-class BillingStatementService(ServiceBase):
-    """The SOAP service ``BillingStatementService``."""
-
-    # The Python parameter names are the request's element names, in order.
-    @rpc(
-        *(t for _, t in wire.REQUEST_PARTS),
-        _returns=tuple(t for _, t in wire.RESPONSE_PARTS),
-        _out_variable_names=tuple(n for n, _ in wire.RESPONSE_PARTS),
-        _operation_name=OPERATION,
-        _in_message_name=OPERATION,
-    )
-    def GetBillingStatement(ctx, SubscriberCode, CitizenFin, Language):  # noqa: N805
-        """Return the last 12 months of invoices and payments of a residential subscriber."""
-        result = serve(
-            ctx.app.statement_context,
-            ctx.transport.req_env.get(AUDIT_ENVIRON_KEY),
-            ctx.transport.req_env.get(XROAD_ENVIRON_KEY),
-            SubscriberCode,
-            CitizenFin,
-            Language,
-        )
-        statement = to_wire(result.statement) if result.statement else None
-        return result.status.value, result.message, statement

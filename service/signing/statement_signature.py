@@ -19,20 +19,20 @@ from dataclasses import dataclass
 from lxml import etree
 
 from service.errors import InvalidSecurity
-from service.signing import namespaces as ns
+from service.namespaces import TNS
 from service.signing.keys import SigningIdentity, fingerprint
+from service.signing.policy import STATEMENT_POLICY, STATEMENT_TAG, Reason, VerificationPolicy
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore, check_signer_name
-from service.signing.wsse import (
-    SignerInfo,
+from service.signing.wsse import SignerInfo, collect_ids, ds, load_base64_certificate
+from service.signing.xmldsig import (
+    XmlSigner,
     check_signed_info,
-    collect_ids,
-    ds,
-    load_base64_certificate,
+    key_info,
+    reference_to,
+    verify_signature,
 )
-from service.signing.xmldsig import XmlSigner, key_info, reference_to, verify_signature
-from service.wsdl.namespaces import TNS
 
-STATEMENT_TAG = f"{{{TNS}}}Statement"
+__all__ = ["STATEMENT_TAG", "StatementSigner", "StatementVerifier", "VerifiedStatement"]
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,21 @@ class StatementVerifier:
     """Verify a Statement's enveloped signature, its signer's trust and its signer's name."""
 
     def __init__(
-        self, trust: TrustStore, signers: frozenset[str] = frozenset({DEFAULT_SERVICE_SIGNER})
+        self,
+        trust: TrustStore,
+        signers: frozenset[str] = frozenset({DEFAULT_SERVICE_SIGNER}),
+        *,
+        policy: VerificationPolicy = STATEMENT_POLICY,
     ) -> None:
-        """Trust ``trust``'s CAs, and only certificates that name one of ``signers``."""
+        """Trust ``trust``'s CAs, and only certificates that name one of ``signers``.
+
+        ``policy`` is what the signature must be; the default requires one
+        Reference, to the Statement, whose transforms take the enveloped
+        Signature out.
+        """
         self.trust = trust
         self.signers = signers
+        self.policy = policy
 
     def verify(self, statement: etree._Element) -> VerifiedStatement:
         """Return the verified statement, or raise a security fault.
@@ -85,37 +95,34 @@ class StatementVerifier:
         file, or the Statement found at its place in a verified response.
         """
         if statement.tag != STATEMENT_TAG:
-            raise InvalidSecurity(f"{statement.tag} is not a Statement", "structure")
+            raise InvalidSecurity(f"{statement.tag} is not a Statement", Reason.STRUCTURE)
         statement_id = statement.get("Id")
         if not statement_id:
-            raise InvalidSecurity("the Statement has no Id", "structure")
+            raise InvalidSecurity("the Statement has no Id", Reason.STRUCTURE)
         signatures = list(statement.iter(ds("Signature")))
         if len(signatures) != 1 or statement[-1] is not signatures[0]:
             raise InvalidSecurity(
-                "the Statement must end with exactly one ds:Signature", "structure"
+                "the Statement must end with exactly one ds:Signature", Reason.STRUCTURE
             )
         signature = signatures[0]
         root = statement.getroottree().getroot()
         ids = collect_ids(root)
         if ids.get(statement_id) is not statement:
-            raise InvalidSecurity("the Statement's Id does not resolve to it", "reference_uri")
-        references = check_signed_info(
-            signature, (frozenset({ns.ENVELOPED}), frozenset({ns.EXC_C14N}))
-        )
-        if len(references) != 1 or references[0].get("URI") != "#" + statement_id:
-            raise InvalidSecurity("the signature must reference the Statement", "reference_uri")
-        transforms = references[0].findall(f"{ds('Transforms')}/{ds('Transform')}")
-        if [t.get("Algorithm") for t in transforms] != [ns.ENVELOPED, ns.EXC_C14N]:
-            raise InvalidSecurity("transforms must be enveloped, exclusive C14N", "transform")
+            raise InvalidSecurity("the Statement's Id does not resolve to it", Reason.REFERENCE_URI)
+        references = check_signed_info(signature, self.policy)
+        if [reference.get("URI") for reference in references] != ["#" + statement_id]:
+            raise InvalidSecurity(
+                "the signature must reference the Statement", Reason.REFERENCE_URI
+            )
         certificates = signature.findall(
             f"{ds('KeyInfo')}/{ds('X509Data')}/{ds('X509Certificate')}"
         )
         if len(certificates) != 1:
-            raise InvalidSecurity("KeyInfo must hold one X509Certificate", "token")
+            raise InvalidSecurity("KeyInfo must hold one X509Certificate", Reason.TOKEN)
         certificate, _ = load_base64_certificate(certificates[0].text)
         self.trust.check(certificate)
         check_signer_name(certificate, self.signers)
-        verify_signature(signature, [statement], certificate.public_key())
+        verify_signature(signature, [statement], certificate.public_key(), policy=self.policy)
         value = base64.b64decode("".join((signature.findtext(ds("SignatureValue")) or "").split()))
         signer = SignerInfo(
             certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)

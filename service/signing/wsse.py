@@ -3,9 +3,12 @@
 Follows OASIS Web Services Security 1.1 (SOAP Message Security, X.509 Token
 Profile) and W3C XML Signature.  The signature sits in the one
 ``wsse:Security`` header, references ``soap:Body`` and ``wsu:Timestamp`` by
-``wsu:Id``, uses exclusive C14N, and its KeyInfo points through a
+``wsu:Id``, uses exclusive C14N (after the enveloped-signature transform, as
+node-soap writes it, or alone), and its KeyInfo points through a
 ``wsse:SecurityTokenReference`` at an X.509 ``wsse:BinarySecurityToken`` --
-the layout zeep's ``BinarySignature`` produces and expects.
+the layout zeep's ``BinarySignature`` produces and expects.  What the
+signature itself must be is :data:`~service.signing.policy.WSSE_POLICY`,
+enforced by :func:`~service.signing.xmldsig.verify_signature`.
 
 :class:`WsseVerifier` checks a parsed envelope strictly and returns a
 :class:`VerifiedEnvelope` that holds only what the signature covers (the idea
@@ -19,6 +22,7 @@ place in the envelope, not by ID.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -29,26 +33,25 @@ from dataclasses import dataclass
 from cryptography import x509
 from lxml import etree
 
+from service import namespaces as ns
 from service.errors import (
     InvalidSecurity,
     MalformedRequest,
     MessageExpired,
-    UnsupportedAlgorithm,
 )
-from service.signing import namespaces as ns
 from service.signing.keys import SigningIdentity, fingerprint
+from service.signing.policy import WSSE_POLICY, Reason, VerificationPolicy
 from service.signing.replay import ReplayCache
 from service.signing.trust import TrustStore, check_signer_name
 from service.signing.xmldsig import (
     XmlSigner,
+    check_signed_info,
     element_children,
     key_info,
     reference_to,
     verify_signature,
 )
 
-MAX_REFERENCES = 12  # Body, Timestamp, a token and the X-Road header blocks
-MAX_TRANSFORMS = 2
 #: Attributes that can carry an ID, and must therefore be unique together.
 ID_ATTRIBUTES = (f"{{{ns.WSU}}}Id", "Id", "ID", "id", "{http://www.w3.org/XML/1998/namespace}id")
 _NCNAME = re.compile(r"[A-Za-z_][\w.\-]*")
@@ -95,7 +98,9 @@ class VerifiedEnvelope:
 
 def _only(elements: list[etree._Element], what: str) -> etree._Element:
     if len(elements) != 1:
-        raise InvalidSecurity(f"expected exactly one {what}, found {len(elements)}", "structure")
+        raise InvalidSecurity(
+            f"expected exactly one {what}, found {len(elements)}", Reason.STRUCTURE
+        )
     return elements[0]
 
 
@@ -108,7 +113,7 @@ def collect_ids(root: etree._Element) -> dict[str, etree._Element]:
             if value is None:
                 continue
             if value in ids:
-                raise InvalidSecurity(f"duplicate ID {value!r}", "duplicate_id")
+                raise InvalidSecurity(f"duplicate ID {value!r}", Reason.DUPLICATE_ID)
             ids[value] = element
     return ids
 
@@ -119,9 +124,9 @@ def parse_xs_datetime(text: str | None, what: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InvalidSecurity(f"{what} is not a dateTime: {value!r}", "timestamp") from exc
+        raise InvalidSecurity(f"{what} is not a dateTime: {value!r}", Reason.TIMESTAMP) from exc
     if parsed.tzinfo is None:
-        raise InvalidSecurity(f"{what} has no time zone", "timestamp")
+        raise InvalidSecurity(f"{what} has no time zone", Reason.TIMESTAMP)
     return parsed
 
 
@@ -132,84 +137,24 @@ def split_envelope(root: etree._Element) -> tuple[etree._Element | None, etree._
     _only(list(root.iter(_ENVELOPE)), "soap:Envelope")
     headers = list(root.iter(_HEADER))
     if len(headers) > 1:
-        raise InvalidSecurity(f"expected one soap:Header, found {len(headers)}", "structure")
+        raise InvalidSecurity(f"expected one soap:Header, found {len(headers)}", Reason.STRUCTURE)
     body = _only(list(root.iter(_BODY)), "soap:Body")
     header = headers[0] if headers else None
     if element_children(root) != [h for h in (header, body) if h is not None]:
-        raise InvalidSecurity("the Envelope must hold a Header and a Body", "structure")
+        raise InvalidSecurity("the Envelope must hold a Header and a Body", Reason.STRUCTURE)
     return header, body
 
 
 def _reference_target(reference: etree._Element, ids: dict[str, etree._Element]) -> etree._Element:
     uri = reference.get("URI")
     if uri is None or not uri.startswith("#") or not _NCNAME.fullmatch(uri[1:]):
-        raise InvalidSecurity(f"reference URI {uri!r} is not a same-document #id", "reference_uri")
+        raise InvalidSecurity(
+            f"reference URI {uri!r} is not a same-document #id", Reason.REFERENCE_URI
+        )
     target = ids.get(uri[1:])
     if target is None:
-        raise InvalidSecurity(f"reference {uri} resolves to nothing", "reference_uri")
+        raise InvalidSecurity(f"reference {uri} resolves to nothing", Reason.REFERENCE_URI)
     return target
-
-
-def _check_algorithm(element: etree._Element | None, allowed: frozenset[str], what: str) -> str:
-    algorithm = element.get("Algorithm") if element is not None else None
-    if algorithm not in allowed:
-        raise UnsupportedAlgorithm(f"{what} {algorithm!r} is not allowed", "algorithm")
-    return str(algorithm)
-
-
-def check_signed_info(
-    signature: etree._Element,
-    allowed_transforms: tuple[frozenset[str], ...] = (frozenset({ns.EXC_C14N}),),
-) -> list[etree._Element]:
-    """Check SignedInfo's shape and algorithms; return its Reference elements.
-
-    ``allowed_transforms`` gives, per position, the transforms a reference may
-    have there; a reference may have fewer, never more.
-    """
-    children = element_children(signature)
-    names = [child.tag for child in children]
-    if names[:2] != [ds("SignedInfo"), ds("SignatureValue")] or any(
-        name not in (ds("KeyInfo"),) for name in names[2:]
-    ):
-        raise InvalidSecurity(f"unexpected Signature children {names}", "structure")
-    signed_info = children[0]
-    parts = element_children(signed_info)
-    if len(parts) < 3 or [p.tag for p in parts[:2]] != [
-        ds("CanonicalizationMethod"),
-        ds("SignatureMethod"),
-    ]:
-        raise InvalidSecurity("malformed SignedInfo", "structure")
-    _check_algorithm(parts[0], frozenset({ns.EXC_C14N}), "canonicalization")
-    _check_algorithm(parts[1], ns.ALLOWED_SIGNATURE_METHODS, "signature method")
-    if element_children(parts[1]):  # e.g. HMACOutputLength
-        raise UnsupportedAlgorithm("parameters on SignatureMethod", "algorithm")
-    references = parts[2:]
-    if not 1 <= len(references) <= MAX_REFERENCES:
-        raise InvalidSecurity(f"{len(references)} references", "reference_count")
-    for reference in references:
-        if reference.tag != ds("Reference"):
-            raise InvalidSecurity(f"unexpected {reference.tag} in SignedInfo", "structure")
-        if reference.get("Type") is not None and reference.get("Type") != "":
-            raise InvalidSecurity("typed reference", "structure")
-        reference_parts = element_children(reference)
-        transforms: list[etree._Element] = []
-        if reference_parts and reference_parts[0].tag == ds("Transforms"):
-            transforms = element_children(reference_parts[0])
-            reference_parts = reference_parts[1:]
-        known = frozenset().union(*allowed_transforms)
-        for transform in transforms:
-            if transform.tag != ds("Transform"):
-                raise InvalidSecurity("malformed Transforms", "structure")
-            _check_algorithm(transform, known, "transform")  # XSLT, XPath: unsupported
-        if len(transforms) > min(MAX_TRANSFORMS, len(allowed_transforms)):
-            raise InvalidSecurity(f"{len(transforms)} transforms", "transform_count")
-        for position, transform in enumerate(transforms):
-            if transform.get("Algorithm") not in allowed_transforms[position]:
-                raise InvalidSecurity("transforms out of order", "transform_order")
-        if [p.tag for p in reference_parts] != [ds("DigestMethod"), ds("DigestValue")]:
-            raise InvalidSecurity("malformed Reference", "structure")
-        _check_algorithm(reference_parts[0], ns.ALLOWED_DIGEST_METHODS, "digest method")
-    return references
 
 
 def load_base64_certificate(text: str | None) -> tuple[x509.Certificate, bytes]:
@@ -229,7 +174,8 @@ def load_base64_certificate(text: str | None) -> tuple[x509.Certificate, bytes]:
         list(certificate.extensions)
     except Exception as exc:  # ValueError, InvalidVersion, UnsupportedAlgorithm, ...
         raise InvalidSecurity(
-            f"the token is not a usable X.509 certificate: {type(exc).__name__}: {exc}", "token"
+            f"the token is not a usable X.509 certificate: {type(exc).__name__}: {exc}",
+            Reason.TOKEN,
         ) from exc
     return certificate, der
 
@@ -242,28 +188,37 @@ class WsseVerifier:
         trust: TrustStore,
         replay: ReplayCache | None,
         *,
-        clock_skew_s: float = 300,
-        max_age_s: float = 300,
+        clock_skew_s: float | None = None,
+        max_age_s: float | None = None,
         allow_body_signatures: bool = False,
         signers: frozenset[str] = frozenset(),
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        policy: VerificationPolicy = WSSE_POLICY,
     ) -> None:
-        """Set the trust store, the replay cache (None: don't check) and the time rules.
+        """Set the trust store, the replay cache (None: don't check) and the policy.
 
-        ``allow_body_signatures`` lets a response carry the Statement's own
-        signature inside the Body (checked by the StatementVerifier); a request
-        may hold no signature but the one in its Security header.  ``signers``,
-        when set, are the only certificate names accepted (a client checking
-        that the answer comes from the service, not from any holder of a
-        certificate of the same CA).
+        ``policy`` is what the signature must be (algorithms, transforms, key
+        sizes, the required Body and Timestamp, the time limits);
+        ``clock_skew_s`` and ``max_age_s``, when given, replace its time
+        limits.  ``allow_body_signatures`` lets a response carry the
+        Statement's own signature inside the Body (checked by the
+        StatementVerifier); a request may hold no signature but the one in its
+        Security header.  ``signers``, when set, are the only certificate names
+        accepted (a client checking that the answer comes from the service,
+        not from any holder of a certificate of the same CA).
         """
+        self.policy = dataclasses.replace(
+            policy,
+            clock_skew_s=policy.clock_skew_s if clock_skew_s is None else clock_skew_s,
+            max_age_s=policy.max_age_s if max_age_s is None else max_age_s,
+        )
         self.signers = signers
         self._tokens: dict[str, tuple[SignerInfo, object]] = {}  # token text -> signer, key
         self.allow_body_signatures = allow_body_signatures
         self.trust = trust
         self.replay = replay
-        self.clock_skew = dt.timedelta(seconds=clock_skew_s)
-        self.max_age = dt.timedelta(seconds=max_age_s)
+        self.clock_skew = dt.timedelta(seconds=self.policy.clock_skew_s)
+        self.max_age = dt.timedelta(seconds=self.policy.max_age_s)
         self.now = now
 
     def verify(self, root: etree._Element) -> VerifiedEnvelope:
@@ -271,26 +226,28 @@ class WsseVerifier:
         header, body = self._envelope_parts(root)
         security = _only(list(root.iter(_SECURITY)), "wsse:Security")
         if security.getparent() is not header:
-            raise InvalidSecurity("wsse:Security is not a SOAP header", "structure")
+            raise InvalidSecurity("wsse:Security is not a SOAP header", Reason.STRUCTURE)
         signatures = list(root.iter(_SIGNATURE))
         if self.allow_body_signatures:
             signatures = [s for s in signatures if body not in s.iterancestors()]
         signature = _only(signatures, "ds:Signature")
         if signature.getparent() is not security:
-            raise InvalidSecurity("ds:Signature is not in wsse:Security", "structure")
+            raise InvalidSecurity("ds:Signature is not in wsse:Security", Reason.STRUCTURE)
         timestamp = _only(list(root.iter(_TIMESTAMP)), "wsu:Timestamp")
         if timestamp.getparent() is not security:
-            raise InvalidSecurity("wsu:Timestamp is not in wsse:Security", "structure")
+            raise InvalidSecurity("wsu:Timestamp is not in wsse:Security", Reason.STRUCTURE)
 
         ids = collect_ids(root)
-        references = check_signed_info(signature)
+        references = check_signed_info(signature, self.policy)
         targets = [_reference_target(r, ids) for r in references]
         if len({id(t) for t in targets}) != len(targets):
-            raise InvalidSecurity("two references to one element", "reference_uri")
-        if not any(t is body for t in targets):
-            raise InvalidSecurity("soap:Body is not signed", "body_not_signed")
-        if not any(t is timestamp for t in targets):
-            raise InvalidSecurity("wsu:Timestamp is not signed", "timestamp_not_signed")
+            raise InvalidSecurity("two references to one element", Reason.REFERENCE_URI)
+        # The elements the policy requires signed are the ones at their place, not by ID.
+        places = {_BODY: body, _TIMESTAMP: timestamp}
+        for name in sorted(self.policy.required_references):
+            place = places.get(name)
+            if place is None or not any(t is place for t in targets):
+                raise InvalidSecurity(f"{name} is not signed", Reason.REQUIRED_REFERENCE)
         header_blocks = [h for h in element_children(header) if h is not security]
         signed_headers: list[etree._Element] = []
         for target in targets:
@@ -301,23 +258,23 @@ class WsseVerifier:
             elif target.tag == _BST and target.getparent() is security:
                 continue
             else:
-                raise InvalidSecurity(f"reference to {target.tag}", "reference_target")
+                raise InvalidSecurity(f"reference to {target.tag}", Reason.REFERENCE_TARGET)
 
         signer, public_key = self._token_signer(signature, security, ids)
         certificate = signer.certificate
         created, expires = self._check_timestamp(timestamp)
         self.trust.check(certificate, self.now(), signer.fingerprint)
         check_signer_name(certificate, self.signers)
-        verify_signature(signature, targets, public_key)
+        verify_signature(signature, targets, public_key, policy=self.policy)
 
-        signed_info = signature[0]  # checked by check_signed_info
+        signed_info = element_children(signature)[0]  # checked by verify_signature
         digest = hashlib.sha256(
             signer.fingerprint.encode() + etree.tostring(signed_info, method="c14n", exclusive=True)
         ).hexdigest()
         if self.replay is not None:
             ttl = (self.max_age + 2 * self.clock_skew).total_seconds()
             if not self.replay.first_seen(digest, ttl):
-                raise InvalidSecurity("the message was already accepted", "replay")
+                raise InvalidSecurity("the message was already accepted", Reason.REPLAY)
         return VerifiedEnvelope(body, tuple(signed_headers), created, expires, signer, digest)
 
     def _token_signer(
@@ -346,7 +303,7 @@ class WsseVerifier:
     def _envelope_parts(root: etree._Element) -> tuple[etree._Element, etree._Element]:
         header, body = split_envelope(root)
         if header is None:
-            raise InvalidSecurity("expected exactly one soap:Header, found 0", "structure")
+            raise InvalidSecurity("expected exactly one soap:Header, found 0", Reason.STRUCTURE)
         return header, body
 
     @staticmethod
@@ -357,34 +314,34 @@ class WsseVerifier:
         key_info = signature.find(ds("KeyInfo"))
         children = element_children(key_info) if key_info is not None else []
         if [c.tag for c in children] != [_STR]:
-            raise InvalidSecurity("KeyInfo must hold one SecurityTokenReference", "token")
+            raise InvalidSecurity("KeyInfo must hold one SecurityTokenReference", Reason.TOKEN)
         str_children = element_children(children[0])
         if [c.tag for c in str_children] != [_STR_REFERENCE]:
-            raise InvalidSecurity("SecurityTokenReference must hold one Reference", "token")
+            raise InvalidSecurity("SecurityTokenReference must hold one Reference", Reason.TOKEN)
         token = _reference_target(str_children[0], ids)
         if token.tag != _BST or token.getparent() is not security:
-            raise InvalidSecurity("the key reference is not a BinarySecurityToken", "token")
+            raise InvalidSecurity("the key reference is not a BinarySecurityToken", Reason.TOKEN)
         if token.get("ValueType") != ns.X509V3:
-            raise InvalidSecurity(f"token ValueType {token.get('ValueType')!r}", "token")
+            raise InvalidSecurity(f"token ValueType {token.get('ValueType')!r}", Reason.TOKEN)
         if token.get("EncodingType") not in (None, ns.BASE64_BINARY):
-            raise InvalidSecurity(f"token EncodingType {token.get('EncodingType')!r}", "token")
+            raise InvalidSecurity(f"token EncodingType {token.get('EncodingType')!r}", Reason.TOKEN)
         return token
 
     def _check_timestamp(self, timestamp: etree._Element) -> tuple[dt.datetime, dt.datetime]:
         parts = element_children(timestamp)
         if [p.tag for p in parts] != [_CREATED, _EXPIRES]:
-            raise InvalidSecurity("Timestamp must hold Created and Expires", "timestamp")
+            raise InvalidSecurity("Timestamp must hold Created and Expires", Reason.TIMESTAMP)
         created = parse_xs_datetime(parts[0].text, "Created")
         expires = parse_xs_datetime(parts[1].text, "Expires")
         now = self.now()
         if expires <= created:
-            raise MessageExpired("Expires is not after Created", "timestamp_order")
+            raise MessageExpired("Expires is not after Created", Reason.TIMESTAMP_ORDER)
         if created > now + self.clock_skew:
-            raise MessageExpired(f"Created {created.isoformat()} is in the future", "future")
+            raise MessageExpired(f"Created {created.isoformat()} is in the future", Reason.FUTURE)
         if expires < now - self.clock_skew:
-            raise MessageExpired(f"expired at {expires.isoformat()}", "expired")
+            raise MessageExpired(f"expired at {expires.isoformat()}", Reason.EXPIRED)
         if now - created > self.max_age + self.clock_skew:
-            raise MessageExpired(f"created {created.isoformat()}: too old", "stale")
+            raise MessageExpired(f"created {created.isoformat()}: too old", Reason.STALE)
         return created, expires
 
 

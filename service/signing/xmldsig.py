@@ -14,18 +14,20 @@ The digest of the Statement is taken *before* the Signature is appended to
 it: the same octets as the Statement with its Signature removed (the
 enveloped transform), since the Signature is appended without whitespace.
 
-**Verifying.**  :func:`verify_signature` checks a Signature whose shape and
-algorithms :func:`service.signing.wsse.check_signed_info` already checked,
-over the target elements the caller's structural checks found.  Nothing is
-resolved by ID and nothing is fetched: the XML Signature Wrapping defence
-stays in the caller, and a Reference can reach no other node.
+**Verifying.**  :func:`verify_signature` enforces the whole
+:class:`~service.signing.policy.VerificationPolicy` itself -- algorithms,
+transform chains, key sizes, required references -- and checks SignedInfo's
+SignatureValue before it canonicalizes anything a Reference names.  It
+verifies over the target elements the caller's structural checks found:
+nothing is resolved by ID and nothing is fetched, so the XML Signature
+Wrapping defence stays in the caller and a Reference can reach no other node.
+Each refusal is a :class:`~service.errors.SecurityFault` with its
+:class:`~service.signing.policy.Reason`.
 
-**Why not python-xmlsec** (the service used it until issue 7):
-``SignatureContext`` copied the key into every context (an ``EVP_PKEY``
-duplicate; for a private key more CPU than the RSA operation), and
-registering the IDs it resolves references with left about 150 bytes per
-request behind for good (most likely interned in lxml's per-thread
-dictionary): the soak test's RSS growth.  Here the keys are the long-lived
+**Why not python-xmlsec.**  ``SignatureContext`` copies the key into every
+context (an ``EVP_PKEY`` duplicate; for a private key more CPU than the RSA
+operation), and registering the IDs it resolves references with leaves a
+little memory behind on every request.  Here the keys are the long-lived
 ``cryptography`` objects.  python-xmlsec remains the independent
 implementation the tests hold this one to (``tests/test_xmldsig.py``: it
 verifies what we sign, and it must reach verify_signature's verdict on every
@@ -37,10 +39,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -51,8 +55,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from lxml import etree
 
-from service.errors import FailedCheck, InvalidSecurity, UnsupportedAlgorithm
-from service.signing import namespaces as ns
+from service import namespaces as ns
+from service.errors import FailedAuthentication, FailedCheck, InvalidSecurity, UnsupportedAlgorithm
+from service.signing.policy import Reason, VerificationPolicy
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -154,9 +159,15 @@ def key_info(signature: etree._Element) -> etree._Element:
 
 # --- verification -------------------------------------------------------------------------------
 
-_EXC_C14N_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
-_DIGESTS = {ns.SHA256: hashlib.sha256, ns.SHA512: hashlib.sha512}
-#: Signature method -> (the key type it needs, its hash).
+#: What the default policy accepts: the profile with no element required.
+DEFAULT_POLICY = VerificationPolicy()
+
+_INCLUSIVE_NAMESPACES = f"{{{ns.EXC_C14N}}}InclusiveNamespaces"
+#: An NCName (a namespace prefix), or ``#default`` for the default namespace.
+_PREFIX = re.compile(r"#default|[^\W\d][\w.\-]*")
+#: The digest algorithms this module implements (the policy chooses among them).
+_DIGESTS: dict[str, Callable[[bytes], Any]] = {ns.SHA256: hashlib.sha256, ns.SHA512: hashlib.sha512}
+#: Signature method -> (the key type it needs, its hash); the policy chooses among them.
 _SIGNATURE_METHODS: dict[str, tuple[type, type[hashes.HashAlgorithm]]] = {
     ns.RSA_SHA256: (rsa.RSAPublicKey, hashes.SHA256),
     ns.RSA_SHA512: (rsa.RSAPublicKey, hashes.SHA512),
@@ -169,60 +180,278 @@ def element_children(element: etree._Element) -> list[etree._Element]:
     return [child for child in element if isinstance(child.tag, str)]
 
 
+@dataclass(frozen=True)
+class CheckedReference:
+    """A Reference that fits the policy: its transforms, PrefixList and digest, not yet verified."""
+
+    element: etree._Element
+    transforms: tuple[str, ...]
+    inclusive_prefixes: list[str] | None
+    digest_method: str
+    digest_value: str
+
+
+@dataclass(frozen=True)
+class CheckedSignedInfo:
+    """A Signature whose SignedInfo fits the policy, not yet verified."""
+
+    signed_info: etree._Element
+    inclusive_prefixes: list[str] | None
+    signature_method: str
+    signature_value: str
+    references: tuple[CheckedReference, ...]
+
+
+def _algorithm(element: etree._Element, allowed: frozenset[str], reason: Reason, what: str) -> str:
+    """Return the element's Algorithm, or raise UnsupportedAlgorithm if ``allowed`` lacks it."""
+    algorithm = element.get("Algorithm")
+    if algorithm not in allowed:
+        raise UnsupportedAlgorithm(f"{what} {algorithm!r} is not allowed", reason)
+    return str(algorithm)
+
+
+def _no_parameters(element: etree._Element, reason: Reason, what: str) -> None:
+    if element_children(element):
+        raise UnsupportedAlgorithm(f"parameters on {what}", reason)
+
+
 def _inclusive_prefixes(method: etree._Element) -> list[str] | None:
-    """Return the PrefixList of an exclusive C14N method's InclusiveNamespaces, if any."""
+    """Return the PrefixList of an exclusive C14N method or transform (None: no parameter).
+
+    Its one allowed parameter is one ``InclusiveNamespaces`` element with a
+    ``PrefixList`` of prefixes (NCNames, or ``#default``) and nothing else.
+    """
     children = element_children(method)
     if not children:
         return None
-    if len(children) != 1 or children[0].tag != f"{{{_EXC_C14N_NS}}}InclusiveNamespaces":
-        raise InvalidSecurity("unexpected parameters of a C14N method", "structure")
-    return (children[0].get("PrefixList") or "").split()
+    parameter = children[0]
+    if (
+        len(children) != 1
+        or parameter.tag != _INCLUSIVE_NAMESPACES
+        or set(parameter.attrib) != {"PrefixList"}
+        or len(parameter)
+        or (parameter.text or "").strip()
+    ):
+        raise InvalidSecurity(
+            "the only parameter of exclusive C14N is one InclusiveNamespaces PrefixList",
+            Reason.INCLUSIVE_PREFIX_LIST,
+        )
+    prefixes = str(parameter.get("PrefixList")).split()
+    for prefix in prefixes:
+        if not _PREFIX.fullmatch(prefix):
+            raise InvalidSecurity(f"PrefixList entry {prefix!r}", Reason.INCLUSIVE_PREFIX_LIST)
+    return prefixes
 
 
-def _decode(text: str | None, what: str) -> bytes:
-    try:
-        return base64.b64decode("".join((text or "").split()), validate=True)
-    except ValueError:
-        raise FailedCheck(f"{what} is not base64", "bad_signature") from None
+def _check_reference(reference: etree._Element, policy: VerificationPolicy) -> CheckedReference:
+    """Check one Reference: exactly an allowed transform chain and an allowed digest."""
+    if reference.tag != _DS + "Reference":
+        raise InvalidSecurity(
+            f"unexpected {reference.tag} in SignedInfo", Reason.SIGNED_INFO_STRUCTURE
+        )
+    if reference.get("Type") not in (None, ""):
+        raise InvalidSecurity("a typed Reference", Reason.REFERENCE_STRUCTURE)
+    parts = element_children(reference)
+    tags = [part.tag for part in parts]
+    if tags == [_DS + "DigestMethod", _DS + "DigestValue"]:
+        raise InvalidSecurity(
+            "a Reference without Transforms (inclusive C14N 1.0)", Reason.REFERENCE_TRANSFORMS
+        )
+    if tags != [_DS + "Transforms", _DS + "DigestMethod", _DS + "DigestValue"]:
+        raise InvalidSecurity(f"malformed Reference {tags}", Reason.REFERENCE_STRUCTURE)
+    transforms_element, digest_method, digest_value = parts
+    transforms = element_children(transforms_element)
+    if any(transform.tag != _DS + "Transform" for transform in transforms):
+        raise InvalidSecurity("malformed Transforms", Reason.REFERENCE_STRUCTURE)
+    known = policy.known_transforms
+    for transform in transforms:  # XSLT, XPath, inclusive C14N, ...WithComments
+        _algorithm(transform, known, Reason.TRANSFORM_ALGORITHM, "transform")
+    chain = tuple(str(transform.get("Algorithm")) for transform in transforms)
+    if chain not in policy.transform_chains:
+        raise InvalidSecurity(
+            f"transforms {chain} are not the profile's", Reason.REFERENCE_TRANSFORMS
+        )
+    for transform in transforms[:-1]:  # the enveloped-signature transform takes no parameter
+        if element_children(transform):
+            raise InvalidSecurity("parameters on a transform", Reason.INCLUSIVE_PREFIX_LIST)
+    prefixes = _inclusive_prefixes(transforms[-1])
+    method = _algorithm(digest_method, policy.digest_methods, Reason.DIGEST_METHOD, "digest method")
+    if method not in _DIGESTS:  # allowed by a policy, but not implemented here
+        raise UnsupportedAlgorithm(f"digest method {method!r}", Reason.DIGEST_METHOD)
+    _no_parameters(digest_method, Reason.DIGEST_METHOD, "DigestMethod")
+    if element_children(digest_value):
+        raise InvalidSecurity("elements in DigestValue", Reason.REFERENCE_STRUCTURE)
+    return CheckedReference(reference, chain, prefixes, method, digest_value.text or "")
 
 
-def _reference_octets(
-    target: etree._Element, signature: etree._Element, transforms: list[etree._Element]
-) -> bytes:
-    """Apply a Reference's transforms (enveloped, exclusive C14N) to its target element.
+def check_signature(
+    signature: etree._Element, policy: VerificationPolicy = DEFAULT_POLICY
+) -> CheckedSignedInfo:
+    """Check a Signature's shape, algorithms and transforms against ``policy``.
 
-    The enveloped transform removes the Signature being verified from the
-    target: it is done on a copy, so the caller's tree is never changed.
-    Without an exclusive C14N transform the node-set becomes octets by
-    inclusive C14N 1.0, as XMLDSig requires.
+    Nothing is canonicalized or hashed here: this is the cheap check that
+    comes first.  Raise a :class:`~service.errors.SecurityFault` with its
+    :class:`Reason` for the first rule broken.
     """
-    algorithms = [t.get("Algorithm") for t in transforms]
-    subject = target
-    if ns.ENVELOPED in algorithms:
-        if not any(ancestor is target for ancestor in signature.iterancestors()):
-            raise InvalidSecurity("an enveloped signature outside its target", "structure")
-        path: list[int] = []
-        node = signature
-        while node is not target:
-            parent = node.getparent()
-            assert parent is not None  # target is an ancestor
-            path.append(parent.index(node))
-            node = parent
-        subject = deepcopy(target)
-        node = subject
-        for position in reversed(path):
-            node = node[position]
-        _remove_keeping_tail(node)
-    if ns.EXC_C14N in algorithms:
-        prefixes = _inclusive_prefixes(transforms[algorithms.index(ns.EXC_C14N)])
-        return etree.tostring(
-            subject,
+    children = element_children(signature)
+    names = [child.tag for child in children]
+    if names not in (
+        [_DS + "SignedInfo", _DS + "SignatureValue"],
+        [_DS + "SignedInfo", _DS + "SignatureValue", _DS + "KeyInfo"],
+    ) or element_children(children[1]):
+        raise InvalidSecurity(f"unexpected Signature children {names}", Reason.SIGNATURE_STRUCTURE)
+    signed_info, signature_value = children[:2]
+    parts = element_children(signed_info)
+    if [part.tag for part in parts[:2]] != [
+        _DS + "CanonicalizationMethod",
+        _DS + "SignatureMethod",
+    ]:
+        raise InvalidSecurity("malformed SignedInfo", Reason.SIGNED_INFO_STRUCTURE)
+    c14n_method, signature_method, *references = parts
+    _algorithm(c14n_method, policy.c14n_methods, Reason.C14N_METHOD, "canonicalization")
+    prefixes = _inclusive_prefixes(c14n_method)
+    method = _algorithm(
+        signature_method, policy.signature_methods, Reason.SIGNATURE_METHOD, "signature method"
+    )
+    _no_parameters(signature_method, Reason.SIGNATURE_METHOD, "SignatureMethod")  # HMACOutputLength
+    if not 1 <= len(references) <= policy.max_references:
+        raise InvalidSecurity(f"{len(references)} references", Reason.REFERENCE_COUNT)
+    return CheckedSignedInfo(
+        signed_info,
+        prefixes,
+        method,
+        signature_value.text or "",
+        tuple(_check_reference(reference, policy) for reference in references),
+    )
+
+
+def check_signed_info(
+    signature: etree._Element, policy: VerificationPolicy = DEFAULT_POLICY
+) -> list[etree._Element]:
+    """Check the Signature against ``policy`` (:func:`check_signature`); return its References."""
+    return [reference.element for reference in check_signature(signature, policy).references]
+
+
+def _contains(ancestor: etree._Element, element: etree._Element) -> bool:
+    """Return whether ``element`` lies inside ``ancestor``."""
+    return any(node is ancestor for node in element.iterancestors())
+
+
+def _check_targets(
+    signature: etree._Element,
+    references: Sequence[CheckedReference],
+    targets: Sequence[etree._Element],
+    policy: VerificationPolicy,
+) -> None:
+    """Check the targets the caller found: one per Reference, the required ones, enveloped right."""
+    if len(references) != len(targets):
+        raise InvalidSecurity("references and targets differ", Reason.REFERENCE_TARGETS)
+    for target in targets:
+        if target is signature or _contains(signature, target):
+            raise InvalidSecurity("a reference into its own Signature", Reason.REFERENCE_TARGETS)
+    missing = policy.required_references - {target.tag for target in targets}
+    if missing:
+        raise InvalidSecurity(f"{sorted(missing)} not signed", Reason.REQUIRED_REFERENCE)
+    for reference, target in zip(references, targets, strict=True):
+        if _contains(target, signature) and reference.transforms[0] != ns.ENVELOPED:
+            raise InvalidSecurity(
+                f"the Signature is inside {target.tag} but is not taken out by the enveloped "
+                "transform",
+                Reason.ENVELOPED_SIGNATURE,
+            )
+
+
+def _check_key(
+    public_key: object, method: str, policy: VerificationPolicy
+) -> type[hashes.HashAlgorithm]:
+    """Check that the key fits the signature method and the policy's sizes; return the hash."""
+    key_type, hash_type = _SIGNATURE_METHODS.get(method, (None, None))
+    if key_type is None or hash_type is None:
+        raise UnsupportedAlgorithm(f"signature method {method!r}", Reason.SIGNATURE_METHOD)
+    if not isinstance(public_key, key_type):
+        raise FailedCheck(f"the key doesn't fit {method}", Reason.KEY_TYPE)
+    if isinstance(public_key, rsa.RSAPublicKey):
+        size, minimum = public_key.key_size, policy.min_rsa_bits
+    else:
+        assert isinstance(public_key, ec.EllipticCurvePublicKey)
+        size, minimum = public_key.curve.key_size, policy.min_ec_bits
+    if size < minimum:
+        raise FailedAuthentication(
+            f"a {size}-bit key: at least {minimum} bits are required", Reason.WEAK_KEY
+        )
+    return hash_type
+
+
+def _decode(text: str, what: str, reason: Reason) -> bytes:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except ValueError:
+        raise FailedCheck(f"{what} is not base64", reason) from None
+
+
+@contextmanager
+def _canonicalizing() -> Iterator[None]:
+    """Fail the check when C14N can't render the document.
+
+    libxml2 refuses, for instance, a relative namespace URI (C14N 1.0, 2.3);
+    python-xmlsec failed such a signature the same way (FailedCheck).
+    """
+    try:
+        yield
+    except etree.C14NError as exc:
+        raise FailedCheck(f"cannot canonicalize: {exc}", Reason.C14N) from None
+
+
+def _verify_signed_info(
+    checked: CheckedSignedInfo, public_key: object, hash_type: type[hashes.HashAlgorithm]
+) -> None:
+    """Check the SignatureValue over SignedInfo's exclusive C14N."""
+    with _canonicalizing():
+        canonical = etree.tostring(
+            checked.signed_info,
             method="c14n",
             exclusive=True,
             with_comments=False,
-            inclusive_ns_prefixes=prefixes,
+            inclusive_ns_prefixes=checked.inclusive_prefixes,
         )
-    return etree.tostring(subject, method="c14n", exclusive=False, with_comments=False)
+    value = _decode(checked.signature_value, "SignatureValue", Reason.SIGNED_INFO_SIGNATURE)
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(value, canonical, padding.PKCS1v15(), hash_type())
+        else:
+            assert isinstance(public_key, ec.EllipticCurvePublicKey)
+            # XMLDSig carries r || s (RFC 4050); cryptography wants DER.
+            size = (public_key.curve.key_size + 7) // 8
+            if len(value) != 2 * size:
+                raise FailedCheck(
+                    "an ECDSA signature of the wrong length", Reason.SIGNED_INFO_SIGNATURE
+                )
+            der = encode_dss_signature(
+                int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big")
+            )
+            public_key.verify(der, canonical, ec.ECDSA(hash_type()))
+    except InvalidSignature:
+        raise FailedCheck(
+            "the SignatureValue does not verify over SignedInfo", Reason.SIGNED_INFO_SIGNATURE
+        ) from None
+
+
+def _path(root: etree._Element, node: etree._Element) -> list[int]:
+    """Return the child positions that lead from ``root`` down to ``node``."""
+    path: list[int] = []
+    while node is not root:
+        parent = node.getparent()
+        assert parent is not None  # node lies in root's tree
+        path.append(parent.index(node))
+        node = parent
+    return path[::-1]
+
+
+def _follow(root: etree._Element, path: Sequence[int]) -> etree._Element:
+    node = root
+    for position in path:
+        node = node[position]
+    return node
 
 
 def _remove_keeping_tail(element: etree._Element) -> None:
@@ -239,78 +468,77 @@ def _remove_keeping_tail(element: etree._Element) -> None:
     parent.remove(element)
 
 
-@contextmanager
-def _canonicalizing() -> Iterator[None]:
-    """Fail the check when C14N can't render the document.
+def _enveloped(target: etree._Element, signature: etree._Element) -> etree._Element:
+    """Return ``target`` without ``signature`` (the enveloped-signature transform), on a copy.
 
-    libxml2 refuses, for instance, a relative namespace URI (C14N 1.0, 2.3);
-    python-xmlsec failed such a signature the same way (FailedCheck).
+    The whole document is copied, not only the target, so that every
+    namespace in scope at the target stays in scope (an InclusiveNamespaces
+    PrefixList may name one declared on an ancestor); the caller's tree is
+    never changed.
     """
-    try:
-        yield
-    except etree.C14NError as exc:
-        raise FailedCheck(f"cannot canonicalize: {exc}", "c14n") from None
+    root = target.getroottree().getroot()
+    document = deepcopy(root)
+    copied_target = _follow(document, _path(root, target))
+    _remove_keeping_tail(_follow(document, _path(root, signature)))
+    return copied_target
+
+
+def _reference_octets(
+    target: etree._Element, signature: etree._Element, reference: CheckedReference
+) -> bytes:
+    """Apply a Reference's transforms (the policy's chain) to its target element.
+
+    The enveloped-signature transform removes the Signature being verified
+    from the target's node-set; where the Signature is not inside the target
+    it changes nothing.  Exclusive C14N then makes the octets.
+    """
+    subject = target
+    if reference.transforms[0] == ns.ENVELOPED and _contains(target, signature):
+        subject = _enveloped(target, signature)
+    return etree.tostring(
+        subject,
+        method="c14n",
+        exclusive=True,
+        with_comments=False,
+        inclusive_ns_prefixes=reference.inclusive_prefixes,
+    )
 
 
 def verify_signature(
-    signature: etree._Element, targets: Sequence[etree._Element], public_key: object
+    signature: etree._Element,
+    targets: Sequence[etree._Element],
+    public_key: object,
+    *,
+    policy: VerificationPolicy = DEFAULT_POLICY,
 ) -> None:
-    """Check every Reference's digest over its target and the SignatureValue over SignedInfo.
+    """Verify ``signature`` over ``targets`` with ``public_key``, under ``policy``.
 
-    ``signature`` must have passed the shape and algorithm checks of
-    :func:`service.signing.wsse.check_signed_info`, and ``targets`` are the
-    elements its References resolve to, in order (found by the caller, never
-    by ID here).  Raise :class:`FailedCheck` if anything doesn't verify;
-    anything unexpected fails closed.
+    ``targets`` are the elements the References resolve to, in order, found
+    by the caller at their place in the document (never by ID here: the XML
+    Signature Wrapping defence stays with the caller).  In order:
+
+    1. the Signature fits the policy: shape, algorithms, transform chains
+       (:func:`check_signature`), nothing canonicalized yet;
+    2. the targets: one per Reference, none inside the Signature, every
+       required element among them, the enveloped transform wherever the
+       Signature is inside its target;
+    3. the key: of the method's type, and large enough;
+    4. the SignatureValue over SignedInfo;
+    5. only then, each Reference's digest over its target, so that nothing a
+       Reference names is canonicalized before SignedInfo is authentic.
+
+    Raise a :class:`~service.errors.SecurityFault` whose ``reason`` is the
+    :class:`Reason` of the first rule broken.
     """
-    signed_info = element_children(signature)[0]
-    parts = element_children(signed_info)
-    method = parts[1].get("Algorithm") or ""
-    references = parts[2:]
-    if len(references) != len(targets):
-        raise InvalidSecurity("references and targets differ", "structure")
-    for reference, target in zip(references, targets, strict=True):
-        reference_parts = element_children(reference)
-        transforms: list[etree._Element] = []
-        if reference_parts[0].tag == _DS + "Transforms":
-            transforms = element_children(reference_parts[0])
-            reference_parts = reference_parts[1:]
-        digest_method, digest_value = reference_parts
-        digest = _DIGESTS.get(digest_method.get("Algorithm") or "")
-        if digest is None:
-            raise UnsupportedAlgorithm("digest method", "algorithm")
+    checked = check_signature(signature, policy)
+    _check_targets(signature, checked.references, targets, policy)
+    hash_type = _check_key(public_key, checked.signature_method, policy)
+    _verify_signed_info(checked, public_key, hash_type)
+    for reference, target in zip(checked.references, targets, strict=True):
         with _canonicalizing():
-            octets = _reference_octets(target, signature, transforms)
-        expected = _decode(digest_value.text, "DigestValue")
-        if not hmac.compare_digest(digest(octets).digest(), expected):
-            raise FailedCheck(f"digest mismatch for {reference.get('URI')}", "bad_digest")
-
-    with _canonicalizing():
-        canonical = etree.tostring(
-            signed_info,
-            method="c14n",
-            exclusive=True,
-            with_comments=False,
-            inclusive_ns_prefixes=_inclusive_prefixes(parts[0]),
-        )
-    value = _decode(element_children(signature)[1].text, "SignatureValue")
-    key_type, hash_type = _SIGNATURE_METHODS.get(method, (None, None))
-    if key_type is None or hash_type is None:
-        raise UnsupportedAlgorithm(f"signature method {method!r}", "algorithm")
-    if not isinstance(public_key, key_type):
-        raise FailedCheck(f"the key doesn't fit {method}", "bad_signature")
-    try:
-        if isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(value, canonical, padding.PKCS1v15(), hash_type())
-        else:
-            assert isinstance(public_key, ec.EllipticCurvePublicKey)
-            # XMLDSig carries r || s (RFC 4050); cryptography wants DER.
-            size = (public_key.curve.key_size + 7) // 8
-            if len(value) != 2 * size:
-                raise FailedCheck("an ECDSA signature of the wrong length", "bad_signature")
-            der = encode_dss_signature(
-                int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big")
+            octets = _reference_octets(target, signature, reference)
+        expected = _decode(reference.digest_value, "DigestValue", Reason.REFERENCE_DIGEST)
+        if not hmac.compare_digest(_DIGESTS[reference.digest_method](octets).digest(), expected):
+            raise FailedCheck(
+                f"digest mismatch for {reference.element.get('URI')}", Reason.REFERENCE_DIGEST
             )
-            public_key.verify(der, canonical, ec.ECDSA(hash_type()))
-    except InvalidSignature:
-        raise FailedCheck("signature does not verify", "bad_signature") from None

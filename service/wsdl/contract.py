@@ -58,22 +58,10 @@ def normalize_wsdl(wsdl: bytes) -> str:
 
 
 def published_wsdl() -> bytes:
-    """Return the WSDL that an app built with default settings publishes.
+    """Return the WSDL the service publishes, for the placeholder address (no database opened)."""
+    from service.wsdl.spyne_service import build_contract
 
-    No database is opened: the WSDL depends only on the Spyne application.
-    """
-    from spyne.interface.wsdl import Wsdl11
-
-    from service.app import build_spyne_application
-    from service.wsdl.document import install_wsdl_amendments
-
-    spyne_app = build_spyne_application(None)
-    # The WSGI server sets the transport when it wraps the app; do it here too.
-    spyne_app.transport = "http://schemas.xmlsoap.org/soap/http"
-    wsdl = Wsdl11(spyne_app.interface)
-    install_wsdl_amendments(wsdl)
-    wsdl.build_interface_document(PLACEHOLDER_ADDRESS)
-    return wsdl.get_interface_document()
+    return build_contract(PLACEHOLDER_ADDRESS).wsdl
 
 
 if __name__ == "__main__":

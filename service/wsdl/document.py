@@ -21,9 +21,7 @@ from typing import Any
 
 from lxml import etree
 
-from service.signing.namespaces import DS
-from service.wsdl.namespaces import TNS
-from service.xroad import REPR, SERVICE_VERSION, XID, XRD
+from service.namespaces import DS, REPR, SERVICE_VERSION, TNS, XID, XRD
 
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
 WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
