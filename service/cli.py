@@ -167,7 +167,7 @@ def _init_demo(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.engine import make_url
 
     from service.app import billing_tables
-    from service.billing.demo import DemoDatabaseNotEmpty, format_summary, generate_demo
+    from service.demo_data import DemoDatabaseNotEmpty, format_summary, generate_demo
     from service.settings import parse_period
 
     url = args.db or settings.resolved_billing_url

