@@ -65,6 +65,9 @@ class ServiceApp:
         self.audit = audit
         self.queries = queries
         self.metrics = Metrics()
+        # Every worker's gauge holds a real value from the start: the scrape
+        # reports the live minimum over the workers, whichever one answers it.
+        self.metrics.certificate_days_left.set(round(identity.days_left(), 2))
         self.replay_cache = create_replay_cache(settings.replay_url, settings.replay_cache_entries)
         # WS-Security off (behind an X-Road security server) is allowed only
         # with TLS client certificates: Settings.validate() enforces it.

@@ -147,6 +147,11 @@ def serve(settings: Settings) -> None:
         from service.app import create_app
 
         create_app(settings, material).close()
+        # That app was the master's: its metric files must not outlive it (a
+        # "livemin" gauge of the master, never updated, would read 0 forever).
+        from service.metrics import mark_worker_dead
+
+        mark_worker_dead(master_pid)
         GunicornServer(settings, material).run()
     finally:
         # Workers are forked inside run() and leave through this frame too:

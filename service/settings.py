@@ -6,7 +6,7 @@ comments; the environment wins over the file).  Defaults are the secure and
 embedded ones: the demo SQLite billing database under ``var/`` and loopback
 only.  Tests derive variants with :func:`dataclasses.replace`.
 
-Every field is documented below and in the README's configuration table.
+Every field is documented below and in docs/configuration.md (a test keeps the two in step).
 """
 
 from __future__ import annotations

@@ -206,7 +206,7 @@ class StatementOperation:
 
         <soapenv:Body>
           <b:GetBillingStatement>
-            <b:SubscriberCode>100000002</b:SubscriberCode><b:CitizenFin>5ZT3K9M</b:CitizenFin>
+            <b:SubscriberCode>100000000</b:SubscriberCode><b:CitizenFin>X9SCKS7</b:CitizenFin>
           </b:GetBillingStatement>
         </soapenv:Body>
 
