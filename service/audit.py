@@ -284,7 +284,7 @@ def open_audit_engine(
     """Open the engine of the audit database and, on SQLite, its writer lock.
 
     The replay cache keeps its table in the same database
-    (:class:`service.signing.replay.SqlReplayCache`) and opens it here too:
+    (:class:`service.replay_store.SqlReplayCache`) and opens it here too:
     the same timeouts, the same durability, the same turn-taking of writers.
     ``pre_ping`` tests a pooled connection of a network database before
     lending it (a round trip; an SQLite file is never pinged).
