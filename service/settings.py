@@ -120,8 +120,6 @@ class Settings:
     #: Most chunks a chunked request body may arrive in (each costs the same
     #: to decode whatever its size: a body of one-byte chunks is refused).
     max_body_chunks: int = 1024
-    #: Most messages the in-memory replay cache remembers at once.
-    replay_cache_entries: int = 1_000_000
     #: X-Road headers: "off" (ignored), "accept" (used and echoed when present)
     #: or "require" (a request without valid X-Road headers is a Fault).
     xroad_mode: str = "accept"
@@ -138,8 +136,9 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
-    #: Shared replay store for several workers or hosts (``redis://host:6379/0``);
-    #: empty for the in-memory cache of a single process.
+    #: Replay store shared by hosts that each have an audit database of their own
+    #: (``redis://host:6379/0``); empty (default): the audit database, shared by
+    #: every worker of the host and every host that writes to it.
     replay_url: str = field(default="", repr=False)
 
     @property
@@ -198,7 +197,6 @@ class Settings:
             "wsse_max_age_s",
             "response_lifetime_s",
             "max_body_bytes",
-            "replay_cache_entries",
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(env_name(name), "must be at least 1")

@@ -37,6 +37,7 @@ from service.errors import (
     UnsupportedAlgorithm,
 )
 from service.pki import IssuedPair, create_ca, issue, new_key
+from service.replay_store import SqlReplayCache
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import fingerprint
 from service.signing.policy import (
@@ -46,7 +47,6 @@ from service.signing.policy import (
     Reason,
     VerificationPolicy,
 )
-from service.signing.replay import InMemoryReplayCache
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseVerifier
 from tests import billing_fixtures as bf
@@ -704,10 +704,12 @@ def test_time_limits_given_to_the_verifier_replace_the_policys(
     assert raised.value.reason == Reason.STALE
 
 
-def test_a_replay_is_refused_for_its_reason(keys: Keys, trust: TrustStore) -> None:
-    verifier = WsseVerifier(trust, InMemoryReplayCache())
+def test_a_replay_is_refused_for_its_reason(keys: Keys, trust: TrustStore, tmp_path: Path) -> None:
+    replay = SqlReplayCache.from_url(f"sqlite:///{tmp_path / 'audit.sqlite'}")
+    verifier = WsseVerifier(trust, replay)
     payload = _request(keys).bytes()
     verifier.verify(parse_request(payload))
     with pytest.raises(InvalidSecurity) as raised:
         verifier.verify(parse_request(payload))
     assert raised.value.reason == Reason.REPLAY
+    replay.close()
