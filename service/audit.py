@@ -279,7 +279,7 @@ class AuditStore:
 
 
 def open_audit_engine(
-    url_text: str, timeout_s: float, *, pre_ping: bool = True
+    url_text: str, timeout_s: float, *, pre_ping: bool = True, synchronous: str = "FULL"
 ) -> tuple[Engine, WriterLock | None]:
     """Open the engine of the audit database and, on SQLite, its writer lock.
 
@@ -287,7 +287,8 @@ def open_audit_engine(
     (:class:`service.replay_store.SqlReplayCache`) and opens it here too:
     the same timeouts, the same durability, the same turn-taking of writers.
     ``pre_ping`` tests a pooled connection of a network database before
-    lending it (a round trip; an SQLite file is never pinged).
+    lending it (a round trip; an SQLite file is never pinged).  ``synchronous``
+    is SQLite's pragma for the engine's commits (WAL mode always).
     """
     url = normalize_url(url_text, "AZERSU_AUDIT_URL")
     connect_args: dict[str, Any] = {}
@@ -314,7 +315,7 @@ def open_audit_engine(
         raise ConfigurationError("AZERSU_AUDIT_URL", f"{type(exc).__name__}: {exc}") from exc
     if url.get_backend_name() != "sqlite":
         return engine, None
-    _durable_sqlite(engine)
+    _durable_sqlite(engine, synchronous)
     return engine, WriterLock(Path(f"{url.database}.writer-lock"))
 
 
@@ -359,14 +360,16 @@ class WriterLock:
             self._threads.release()
 
 
-def _durable_sqlite(engine: Engine) -> None:
-    """WAL with synchronous=FULL: a commit is on disk before it returns."""
+def _durable_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
+    """WAL, and ``synchronous`` (FULL: a commit is on disk before it returns)."""
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError(f"synchronous={synchronous!r}")
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
 

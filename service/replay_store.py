@@ -57,6 +57,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from service.audit import WriterLock, open_audit_engine
 from service.billing.engine import DriverStatement
+from service.cooperative import run_blocking
 from service.errors import ConfigurationError, ReplayStoreUnavailable
 from service.settings import Settings
 from service.signing.replay import (
@@ -110,6 +111,8 @@ class SqlReplayCache:
             writer_lock or contextlib.nullcontext()
         )
         self._clock = clock
+        #: A local file (SQLite) blocks in C: its writes go to a native thread.
+        self._blocks = writer_lock is not None
         self.metadata = MetaData()
         self.table = t = replay_table(self.metadata)
         self._insert = DriverStatement(
@@ -154,7 +157,13 @@ class SqlReplayCache:
         on every request): a use that finds it dead is run again instead
         (:meth:`_on_connection`).
         """
-        engine, writer_lock = open_audit_engine(url_text, timeout_s, pre_ping=False)
+        # NORMAL on SQLite: no fsync of its own.  An answer leaves only after
+        # its audit record's commit, a FULL one into the same WAL file, which
+        # puts this row on disk too; a message whose answer never left may be
+        # forgotten by a power cut, and that is no replay.
+        engine, writer_lock = open_audit_engine(
+            url_text, timeout_s, pre_ping=False, synchronous="NORMAL"
+        )
         cache = cls(engine, writer_lock, clock=clock)
         try:
             cache.metadata.create_all(engine)
@@ -170,6 +179,11 @@ class SqlReplayCache:
             self._purge_in_passing()
         now_ms = self._now_ms()
         row = {"fingerprint": key, "expires_at_ms": now_ms + max(1, math.ceil(ttl_s * 1000))}
+        if self._blocks:  # SQLite: the write and its lock, off the gevent worker's loop
+            return run_blocking(self._test_and_set_now, row, now_ms)
+        return self._test_and_set_now(row, now_ms)
+
+    def _test_and_set_now(self, row: dict[str, Any], now_ms: int) -> bool:
         with self._writer_lock:
             return self._on_connection(lambda conn: self._test_and_set(conn, row, now_ms))
 
