@@ -16,8 +16,11 @@ OPERATION = "GetBillingStatement"
 #: The service's version, published as ``xrd:version`` in the WSDL and named by X-Road callers.
 SERVICE_VERSION = "v1"
 
-# --- SOAP 1.1 and XML Schema ------------------------------------------------------------------
+# --- SOAP 1.1, WSDL 1.1 and XML Schema ---------------------------------------------------------
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+WSDL = "http://schemas.xmlsoap.org/wsdl/"
+WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
+XS = "http://www.w3.org/2001/XMLSchema"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 # --- WS-Security 1.1 and XML-DSig --------------------------------------------------------------
