@@ -68,6 +68,7 @@ from service.signing.xmldsig import (
 #: Attributes that can carry an ID, and must therefore be unique together.
 ID_ATTRIBUTES = (f"{{{ns.WSU}}}Id", "Id", "ID", "id", "{http://www.w3.org/XML/1998/namespace}id")
 _NCNAME = re.compile(r"[A-Za-z_][\w.\-]*")
+_SPACE_AFTER_COMMA = re.compile(r"(?<!\\),\s+")
 
 _ENVELOPE = f"{{{ns.SOAP11_ENV}}}Envelope"
 _HEADER = f"{{{ns.SOAP11_ENV}}}Header"
@@ -230,8 +231,10 @@ def _issuer_serial_matcher(
         raise InvalidSecurity(
             "X509IssuerSerial must hold X509IssuerName and X509SerialNumber", Reason.TOKEN
         )
+    # Some stacks write a space after each comma (RFC 2253 readers accept it).
+    issuer_text = _SPACE_AFTER_COMMA.sub(",", (fields[0].text or "").strip())
     try:
-        issuer = x509.Name.from_rfc4514_string((fields[0].text or "").strip())
+        issuer = x509.Name.from_rfc4514_string(issuer_text)
         serial = int((fields[1].text or "").strip())
     except ValueError as exc:
         raise InvalidSecurity(f"X509IssuerSerial is malformed: {exc}", Reason.TOKEN) from exc
