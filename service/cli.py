@@ -400,9 +400,7 @@ def _check_request(settings: Settings, args: argparse.Namespace) -> int:
     if fingerprints is None:
         fingerprints = settings.trusted_clients
     callers = load_client_certificates(
-        read_client_certs(
-            settings.client_certs if args.client_certs is None else args.client_certs
-        )
+        read_client_certs(settings.client_certs if args.client_certs is None else args.client_certs)
     )
     try:
         bundle = Path(trust_path).read_bytes()

@@ -299,9 +299,7 @@ REFUSALS: dict[str, Refusal] = {
         KEY_REFERENCE_AMBIGUOUS,
     ),
     "IssuerSerial naming two registered certificates": Refusal(
-        lambda c: signed_request(
-            c.serial_twins[0], issuer_serial(c.serial_twins[0].certificate)
-        ),
+        lambda c: signed_request(c.serial_twins[0], issuer_serial(c.serial_twins[0].certificate)),
         InvalidSecurity,
         KEY_REFERENCE_AMBIGUOUS,
     ),
