@@ -489,6 +489,47 @@ def test_a_folder_of_pem_files_registers_its_callers(
     )
 
 
+def test_a_certificate_in_two_files_is_one_caller(
+    callers: Callers, base_settings: Settings, tmp_path: Path
+) -> None:
+    """Listed twice, a certificate is not an ambiguous thumbprint."""
+    (tmp_path / "alice.pem").write_bytes(callers.alice.cert_pem())
+    (tmp_path / "alice-again.pem").write_bytes(callers.alice.cert_pem())
+    settings = dataclasses.replace(base_settings, trusted_clients="", client_certs=str(tmp_path))
+    _, store = read_trust_material(settings).build()
+    assert len(store.caller_certificates) == 1
+    payload = signed_request(callers.alice, thumbprint_key_identifier(callers.alice.certificate))
+    assert WsseVerifier(store, None).verify(parse_request(payload)).signer.subject == (
+        "CN=alice.wss4j.example"
+    )
+
+
+def test_sighup_rereads_the_client_certificates(
+    callers: Callers, base_settings: Settings, tmp_path: Path
+) -> None:
+    """A caller added to AZERSU_CLIENT_CERTS is resolved after a reload; a bad file is refused."""
+    from service.serving import GunicornServer
+
+    bundle = tmp_path / "callers.pem"
+    bundle.write_bytes(callers.alice.cert_pem())
+    settings = dataclasses.replace(base_settings, trusted_clients="", client_certs=str(bundle))
+    server = GunicornServer(settings, read_trust_material(settings))
+    payload = signed_request(callers.bob, ski_key_identifier(callers.bob.certificate))
+    with pytest.raises(FailedAuthentication) as raised:
+        WsseVerifier(server.material.build()[1], None).verify(parse_request(payload))
+    assert raised.value.reason == KEY_REFERENCE_UNRESOLVED
+
+    bundle.write_bytes(callers.alice.cert_pem() + callers.bob.cert_pem())
+    server._on_reload(None)
+    verified = WsseVerifier(server.material.build()[1], None).verify(parse_request(payload))
+    assert verified.signer.subject == "CN=bob.wss4j.example"
+
+    kept = server.material
+    bundle.write_bytes(callers.bob.cert_pem() + callers.unfit.cert_pem())
+    server._on_reload(None)
+    assert server.material is kept  # the workers keep the material they have
+
+
 def test_client_certs_with_accept_any_caller_of_ca_is_refused(
     base_settings: Settings, client_certs: Path
 ) -> None:

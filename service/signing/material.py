@@ -69,13 +69,18 @@ class TrustMaterial:
 
 
 def load_client_certificates(data: bytes) -> tuple[x509.Certificate, ...]:
-    """Parse the PEM of ``AZERSU_CLIENT_CERTS`` (none when empty)."""
+    """Parse the PEM of ``AZERSU_CLIENT_CERTS`` (none when empty).
+
+    A certificate found twice (in two files of the folder) is kept once: it
+    is one caller, not an ambiguous reference.
+    """
     if not data.strip():
         return ()
     try:
-        return tuple(x509.load_pem_x509_certificates(data))
+        certificates = x509.load_pem_x509_certificates(data)
     except ValueError as exc:
         raise ConfigurationError("AZERSU_CLIENT_CERTS", f"no PEM certificates: {exc}") from exc
+    return tuple({fingerprint(cert): cert for cert in certificates}.values())
 
 
 def check_client_certificates(trust: TrustStore) -> None:
