@@ -8,7 +8,8 @@ through the app when its certificate is registered, and refused for its own
 reason when it is not, when it names two registered certificates, or when the
 certificate is unfit.  The requests are signed with python-xmlsec
 (tests/wsse_forge.py) and their KeyInfo then written in the form under test
-(KeyInfo is not covered by the signature).
+(KeyInfo is not covered by the signature); some are signed by signxml with
+the reference as its KeyInfo.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from lxml import etree
+from signxml import XMLSigner, methods
+from signxml.algorithms import CanonicalizationMethod
 
 from service import namespaces as ns
 from service.app import create_app
@@ -237,6 +240,27 @@ def signed_request(
     return forged.bytes()
 
 
+def signxml_request(signer: IssuedPair, reference: etree._Element) -> bytes:
+    """Sign a request's Body and Timestamp with signxml, a detached signature in Security."""
+    forged = forge(signer, code=bf.FULL, fin=bf.FIN)
+    forged.security.remove(forged.signature)
+    forged.security.remove(forged.token)
+    key_info = etree.Element(q(ns.DS, "KeyInfo"))
+    etree.SubElement(key_info, q(ns.WSSE, "SecurityTokenReference")).append(reference)
+    signature = XMLSigner(
+        method=methods.detached,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    ).sign(
+        forged.envelope,
+        key=signer.key,
+        reference_uri=["#Body-1", "#TS-1"],
+        key_info=key_info,
+        id_attribute="Id",
+    )
+    forged.security.append(signature)
+    return forged.bytes()
+
+
 # --- accepted through the app ---------------------------------------------------------------------
 
 
@@ -259,6 +283,25 @@ def test_each_key_reference_form_is_accepted_when_registered(
     root = etree.fromstring(response.content)
     assert root.find(f".//{q(SOAP, 'Fault')}") is None
     status = root.findtext(".//{http://azersu.az/egov/billing-statement/v1}Status")
+    assert status == "OK"
+
+
+@pytest.mark.parametrize(
+    "form", ["X509v3 KeyIdentifier", "IssuerSerial", "SubjectKeyIdentifier", "ThumbprintSHA1"]
+)
+def test_a_request_signed_by_signxml_with_each_reference_is_accepted(
+    form: str, callers: Callers, registered_settings: Settings, serve_app
+) -> None:
+    make_reference = FORMS[form]
+    assert make_reference is not None
+    payload = signxml_request(callers.alice, make_reference(callers.alice.certificate))
+    assert b"BinarySecurityToken" not in payload  # the reference alone names the signer
+    server = serve_app(create_app(registered_settings))
+    response = requests.post(server.url, data=payload, headers=HEADERS, timeout=10)
+    assert response.status_code == 200, response.text
+    status = etree.fromstring(response.content).findtext(
+        ".//{http://azersu.az/egov/billing-statement/v1}Status"
+    )
     assert status == "OK"
 
 
