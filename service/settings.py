@@ -109,6 +109,13 @@ class Settings:
     #: with a CA that issues certificates to others than the callers, such as
     #: a national CA.  Default false.
     accept_any_caller_of_ca: bool = False
+    #: The registered callers' certificates: a PEM bundle file, or a folder of
+    #: ``*.pem`` files.  Each registers its caller as a fingerprint in
+    #: ``trusted_clients`` does, and lets the caller name its certificate by
+    #: IssuerSerial, SubjectKeyIdentifier or SHA-1 thumbprint instead of
+    #: sending it.  Each must chain to ``trust_ca`` and be fit to sign, or the
+    #: start is refused.  Default empty (none).
+    client_certs: str = ""
     #: Allowed difference between the caller's clock and ours, in seconds.
     wsse_clock_skew_s: int = 300
     #: Oldest accepted request Timestamp (Created), in seconds.
