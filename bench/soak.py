@@ -470,10 +470,11 @@ def analyse(
 
 
 def default_rate() -> float:
-    """Return half of the best throughput in bench/results/latest.json."""
+    """Return half of the best throughput of the embedded configuration in latest.json."""
     try:
         report = json.loads(load.RESULTS.read_text())
-        best = max(level["requests_per_s"] for level in report["levels"])
+        levels = load.baseline_levels(report)["embedded"]
+        best = max(level["requests_per_s"] for level in levels)
     except (OSError, ValueError, KeyError) as exc:
         message = f"no usable {load.RESULTS} ({exc}): run bench/load.py or pass --rate"
         raise SystemExit(message) from exc
@@ -524,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     var_dir = Path(tempfile.mkdtemp(prefix="soak-", dir=load.WORK_DIR))
     pki = init_pki(var_dir / "pki")
     server = load.BenchServer(
-        pki, db, var_dir, workers=args.workers, extra_env=env
+        pki, f"sqlite:///{db}", var_dir, workers=args.workers, extra_env=env
     )
     context = multiprocessing.get_context("fork")
     chunk = max(20, math.ceil(rate))  # about one second of requests
