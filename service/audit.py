@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.billing.engine import DriverStatement, normalize_url
-from service.cooperative import run_blocking
+from service.cooperative import native_lock, run_blocking
 from service.errors import AuditUnavailable, ConfigurationError
 
 
@@ -338,7 +338,8 @@ class WriterLock:
         self.path = path
         self._fd: int | None = None
         self._pid = 0
-        self._threads = threading.Lock()
+        # Taken by the native threads that run the commits (run_blocking).
+        self._threads = native_lock()
 
     def __enter__(self) -> WriterLock:
         self._threads.acquire()

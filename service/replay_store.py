@@ -175,15 +175,16 @@ class SqlReplayCache:
 
     def first_seen(self, key: str, ttl_s: float) -> bool:
         """Insert ``key`` to expire in ``ttl_s``; return False if an unexpired row has it."""
-        if next(self._checks) % PURGE_EVERY == 0:
-            self._purge_in_passing()
+        purge = next(self._checks) % PURGE_EVERY == 0
         now_ms = self._now_ms()
         row = {"fingerprint": key, "expires_at_ms": now_ms + max(1, math.ceil(ttl_s * 1000))}
-        if self._blocks:  # SQLite: the write and its lock, off the gevent worker's loop
-            return run_blocking(self._test_and_set_now, row, now_ms)
-        return self._test_and_set_now(row, now_ms)
+        if self._blocks:  # SQLite: the writes and their lock, off the gevent worker's loop
+            return run_blocking(self._test_and_set_now, row, now_ms, purge)
+        return self._test_and_set_now(row, now_ms, purge)
 
-    def _test_and_set_now(self, row: dict[str, Any], now_ms: int) -> bool:
+    def _test_and_set_now(self, row: dict[str, Any], now_ms: int, purge: bool) -> bool:
+        if purge:
+            self._purge_in_passing()
         with self._writer_lock:
             return self._on_connection(lambda conn: self._test_and_set(conn, row, now_ms))
 
