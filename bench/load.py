@@ -139,10 +139,10 @@ if str(ROOT) not in sys.path:  # run as a script: make ``service`` importable
 
 from lxml import etree  # noqa: E402
 
+from service import namespaces as ns  # noqa: E402
+from service.namespaces import SOAP11_ENV, TNS  # noqa: E402
 from service.pki import init_pki  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from service.signing import namespaces as ns  # noqa: E402
-from service.wsdl.namespaces import SOAP11_ENV, TNS  # noqa: E402
 from tests.postgres_server import OS_USER as POSTGRES_OS_USER  # noqa: E402
 from tests.postgres_server import (  # noqa: E402
     PostgresServer,

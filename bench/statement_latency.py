@@ -78,9 +78,9 @@ from sqlalchemy import Engine, create_engine, func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from service.app import build_statement_context, create_billing_engine  # noqa: E402
-from service.billing.demo import BAKU_TZ, latest_closed_period  # noqa: E402
 from service.billing.engine import normalize_url  # noqa: E402
 from service.billing.tables import BillingTables, build_billing_tables  # noqa: E402
+from service.demo_data import BAKU_TZ, latest_closed_period  # noqa: E402
 from service.handlers.billing_statement import StatementContext, build_statement  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.statement import STATEMENT_MONTHS, report_window, window_dates  # noqa: E402

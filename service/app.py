@@ -25,10 +25,10 @@ from service.billing.statement_query import BillingQueries
 from service.billing.tables import BillingTables, build_billing_tables
 from service.handlers.billing_statement import StatementContext, StatementOperation
 from service.metrics import Metrics
+from service.replay_store import create_replay_cache
 from service.settings import Settings, load_settings
 from service.signing.keys import SigningIdentity
 from service.signing.material import TrustMaterial, read_trust_material
-from service.signing.replay import create_replay_cache
 from service.signing.statement_signature import StatementSigner
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseSigner, WsseVerifier
@@ -65,7 +65,10 @@ class ServiceApp:
         self.audit = audit
         self.queries = queries
         self.metrics = Metrics()
-        self.replay_cache = create_replay_cache(settings.replay_url, settings.replay_cache_entries)
+        # Every worker's gauge holds a real value from the start: the scrape
+        # reports the live minimum over the workers, whichever one answers it.
+        self.metrics.certificate_days_left.set(round(identity.days_left(), 2))
+        self.replay_cache = create_replay_cache(settings)
         # WS-Security off (behind an X-Road security server) is allowed only
         # with TLS client certificates: Settings.validate() enforces it.
         self.verifier = (

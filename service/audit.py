@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.billing.engine import DriverStatement, normalize_url
-from service.cooperative import run_blocking
+from service.cooperative import native_lock, run_blocking
 from service.errors import AuditUnavailable, ConfigurationError
 
 
@@ -197,30 +197,7 @@ class AuditStore:
     @classmethod
     def from_url(cls, url_text: str, timeout_s: float = 3.0) -> AuditStore:
         """Open (and if needed create) the audit store at ``url_text``."""
-        url = normalize_url(url_text, "AZERSU_AUDIT_URL")
-        connect_args: dict[str, Any] = {}
-        if url.get_backend_name() == "sqlite":
-            database = url.database or ""
-            if not database or database == ":memory:":
-                raise ConfigurationError("AZERSU_AUDIT_URL", "an SQLite audit store needs a file")
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-            connect_args["timeout"] = timeout_s
-        elif url.get_backend_name() == "postgresql":
-            connect_args["connect_timeout"] = max(2, int(timeout_s + 0.999))
-        try:
-            # Only a network store can drop a pooled connection: ping it on checkout.
-            engine = create_engine(
-                url, connect_args=connect_args, pool_pre_ping=url.get_backend_name() != "sqlite"
-            )
-        except Exception as exc:
-            raise ConfigurationError("AZERSU_AUDIT_URL", f"{type(exc).__name__}: {exc}") from exc
-        if url.get_backend_name() == "sqlite":
-            _durable_sqlite(engine)
-        writer_lock = (
-            WriterLock(Path(url.database + ".writer-lock"))
-            if url.get_backend_name() == "sqlite" and url.database
-            else None
-        )
+        engine, writer_lock = open_audit_engine(url_text, timeout_s)
         store = cls(engine, commit_timeout_s=timeout_s, writer_lock=writer_lock)
         try:
             store.metadata.create_all(engine)
@@ -301,6 +278,47 @@ class AuditStore:
         self.engine.dispose()
 
 
+def open_audit_engine(
+    url_text: str, timeout_s: float, *, pre_ping: bool = True, synchronous: str = "FULL"
+) -> tuple[Engine, WriterLock | None]:
+    """Open the engine of the audit database and, on SQLite, its writer lock.
+
+    The replay cache keeps its table in the same database
+    (:class:`service.replay_store.SqlReplayCache`) and opens it here too:
+    the same timeouts, the same durability, the same turn-taking of writers.
+    ``pre_ping`` tests a pooled connection of a network database before
+    lending it (a round trip; an SQLite file is never pinged).  ``synchronous``
+    is SQLite's pragma for the engine's commits (WAL mode always).
+    """
+    url = normalize_url(url_text, "AZERSU_AUDIT_URL")
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if not database or database == ":memory:":
+            raise ConfigurationError("AZERSU_AUDIT_URL", "an SQLite audit store needs a file")
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        connect_args["timeout"] = timeout_s
+    elif url.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = max(2, int(timeout_s + 0.999))
+        # A statement or a lock wait (an insert behind another transaction's
+        # uncommitted row with the same key) ends with an error, not a hang.
+        timeout_ms = int(timeout_s * 1000)
+        connect_args["options"] = f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}"
+    try:
+        # Only a network store can drop a pooled connection.
+        engine = create_engine(
+            url,
+            connect_args=connect_args,
+            pool_pre_ping=pre_ping and url.get_backend_name() != "sqlite",
+        )
+    except Exception as exc:
+        raise ConfigurationError("AZERSU_AUDIT_URL", f"{type(exc).__name__}: {exc}") from exc
+    if url.get_backend_name() != "sqlite":
+        return engine, None
+    _durable_sqlite(engine, synchronous)
+    return engine, WriterLock(Path(f"{url.database}.writer-lock"))
+
+
 class WriterLock:
     """One writer at a time on an SQLite audit store, across the gunicorn workers.
 
@@ -311,34 +329,48 @@ class WriterLock:
     latency and idle CPU.  An exclusive ``flock(2)`` on a file beside the
     database makes the second worker's committer wait in the kernel and go
     the moment the first is done.  The file is opened per process: a lock
-    descriptor inherited across fork() would be shared, not exclusive.
+    descriptor inherited across fork() would be shared, not exclusive.  The
+    threads (gevent's greenlets) of one process share the descriptor, which
+    flock() doesn't tell apart, so they take turns on a thread lock first.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
         self._pid = 0
+        # Taken by the native threads that run the commits (run_blocking).
+        self._threads = native_lock()
 
     def __enter__(self) -> WriterLock:
-        if self._fd is None or self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._pid = os.getpid()
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._threads.acquire()
+        try:
+            if self._fd is None or self._pid != os.getpid():
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
         return self
 
     def __exit__(self, *_exc: object) -> None:
         assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
-def _durable_sqlite(engine: Engine) -> None:
-    """WAL with synchronous=FULL: a commit is on disk before it returns."""
+def _durable_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
+    """WAL, and ``synchronous`` (FULL: a commit is on disk before it returns)."""
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError(f"synchronous={synchronous!r}")
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
 

@@ -13,6 +13,9 @@ Commands:
   caller in ``AZERSU_TRUSTED_CLIENTS`` (refused for a certificate unfit to sign);
 * ``verify FILE [--trust CA.pem] [--digest D]`` -- check a saved statement offline
   (and, with ``--digest``, a printed copy against it);
+* ``check-request FILE [--trust CA.pem] [--client-certs PEM] [--trusted-clients FP,...]``
+  -- check a captured SOAP request with the service's own verifier, offline
+  (no replay check), and print why the service would refuse it;
 * ``render FILE --format html|pdf -o OUT [--lang az|en|ru]`` -- the printable
   statement (arayış), verified first; see :mod:`service.render_command`.
 
@@ -113,6 +116,28 @@ def _parser() -> argparse.ArgumentParser:
         help="check a printed copy: the SHA-256 printed on it (or its QR code's text)",
     )
 
+    check = commands.add_parser(
+        "check-request",
+        help="would the service accept this captured request? (offline, no replay check)",
+        description="Check a captured SOAP request (the envelope, as sent) with the service's "
+        "WS-Security verifier: print 'would be accepted' (exit 0) or the fault code, reason "
+        "and detail the service's log would give (exit 1).  Offline, so the replay check is "
+        "not made; the Timestamp is checked against the current time.",
+    )
+    check.add_argument("file", help="the request's SOAP envelope, as sent")
+    check.add_argument("--trust", help="CA bundle (default AZERSU_TRUST_CA or var/pki/ca.pem)")
+    check.add_argument(
+        "--client-certs",
+        metavar="PEM",
+        help="registered caller certificates: a PEM bundle or a folder of *.pem "
+        "(default AZERSU_CLIENT_CERTS)",
+    )
+    check.add_argument(
+        "--trusted-clients",
+        metavar="FP,...",
+        help="registered callers' SHA-256 fingerprints (default AZERSU_TRUSTED_CLIENTS)",
+    )
+
     from service.render_command import add_render_parser
 
     add_render_parser(commands)
@@ -136,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(settings, args)
         if args.command == "audit":
             return _audit(settings, args)
+        if args.command == "check-request":
+            return _check_request(settings, args)
         if args.command == "render":
             from service.render_command import run_render
 
@@ -167,7 +194,7 @@ def _init_demo(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.engine import make_url
 
     from service.app import billing_tables
-    from service.billing.demo import DemoDatabaseNotEmpty, format_summary, generate_demo
+    from service.demo_data import DemoDatabaseNotEmpty, format_summary, generate_demo
     from service.settings import parse_period
 
     url = args.db or settings.resolved_billing_url
@@ -351,6 +378,64 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         print("The printed copy's digest matches this file.")
     print()
     print(format_statement(statement_view(verified.statement)))
+    return 0
+
+
+def _check_request(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the service's WS-Security verifier on a captured request, without a replay cache."""
+    from pathlib import Path
+
+    from service.errors import SecurityFault, ServiceFault
+    from service.signing.hardened_xml import parse_request
+    from service.signing.material import (
+        check_client_certificates,
+        load_client_certificates,
+        read_client_certs,
+    )
+    from service.signing.trust import TrustStore
+    from service.signing.wsse import WsseVerifier
+
+    trust_path = args.trust or settings.trust_ca or "var/pki/ca.pem"
+    fingerprints = args.trusted_clients
+    if fingerprints is None:
+        fingerprints = settings.trusted_clients
+    callers = load_client_certificates(
+        read_client_certs(settings.client_certs if args.client_certs is None else args.client_certs)
+    )
+    try:
+        bundle = Path(trust_path).read_bytes()
+    except OSError as exc:
+        raise ConfigurationError("--trust", f"cannot read {trust_path}: {exc.strerror}") from exc
+    trust = TrustStore.from_pem_bytes(
+        bundle,
+        [part for part in fingerprints.replace(",", " ").split() if part],
+        "--trust",
+        trust_path,
+        caller_certificates=callers,
+    )
+    check_client_certificates(trust)
+    try:
+        raw = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"azersu-statement: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    verifier = WsseVerifier(
+        trust,
+        None,
+        clock_skew_s=settings.wsse_clock_skew_s,
+        max_age_s=settings.wsse_max_age_s,
+    )
+    try:
+        verified = verifier.verify(parse_request(raw))
+    except ServiceFault as fault:
+        # As the service logs it: the fault code, the typed reason and the detail.
+        reason = fault.reason if isinstance(fault, SecurityFault) else "-"
+        print(f"would be refused: {fault.faultcode} ({reason}): {fault.detail or fault}")
+        print("(checked offline: the replay check is not made)")
+        return 1
+    print(f"would be accepted: signed by {verified.signer.subject}")
+    print(f"SHA-256 fingerprint of the signer: {verified.signer.fingerprint}")
+    print("(checked offline: the replay check is not made)")
     return 0
 
 

@@ -20,12 +20,12 @@ from zeep import Client, Plugin, Settings
 from zeep.transports import Transport
 
 from service.errors import InvalidSecurity
+from service.namespaces import OPERATION
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import SigningIdentity
 from service.signing.statement_signature import STATEMENT_TAG, StatementVerifier, VerifiedStatement
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore
 from service.signing.wsse import VerifiedEnvelope, WsseSigner, WsseVerifier
-from service.wsdl.namespaces import OPERATION
 from service.xroad import echo_matches
 
 

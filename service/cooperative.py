@@ -11,8 +11,9 @@ gevent's pool while the calling greenlet waits; outside a gevent worker
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -21,6 +22,19 @@ def gevent_is_patched() -> bool:
     """Return whether this process's threading runs on gevent (the serving worker)."""
     monkey = sys.modules.get("gevent.monkey")
     return monkey is not None and bool(monkey.is_module_patched("threading"))
+
+
+def native_lock() -> Any:
+    """Return a lock of the operating system's threads, even where gevent patched ``threading``.
+
+    For a lock that only :func:`run_blocking`'s native threads take: a
+    gevent lock waited on across native threads costs far more.
+    """
+    if gevent_is_patched():
+        from gevent import monkey
+
+        return monkey.get_original("threading", "Lock")()
+    return threading.Lock()
 
 
 def run_blocking(function: Callable[..., T], *args: object) -> T:

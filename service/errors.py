@@ -22,6 +22,8 @@ from __future__ import annotations
 import enum
 import logging
 
+from service.namespaces import WSSE
+
 
 class Status(enum.StrEnum):
     """Business outcome of ``GetBillingStatement`` (the ``Status`` element)."""
@@ -203,9 +205,7 @@ class SecurityFault(ServiceFault):
     and to the signature-failure metrics.
     """
 
-    fault_namespace = (
-        "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-    )
+    fault_namespace = WSSE
     faultcode = "InvalidSecurity"
     faultstring = "An error was discovered processing the <wsse:Security> header"
 

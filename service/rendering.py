@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from service.wsdl.namespaces import TNS
+from service.namespaces import TNS
 
 if TYPE_CHECKING:  # imported lazily: the command line builds its parser from this module
     from service.signing.statement_signature import VerifiedStatement

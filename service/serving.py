@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -78,6 +79,7 @@ class GunicornServer(BaseApplication):
                 ca_certs=s.tls_client_ca,
                 cert_reqs=ssl.CERT_REQUIRED,
                 do_handshake_on_connect=True,
+                ssl_context=handshake_in_the_worker,
             )
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -103,6 +105,20 @@ class GunicornServer(BaseApplication):
         gc.collect()
         gc.freeze()
         return app
+
+
+def handshake_in_the_worker(conf: Any, default_factory: Any) -> ssl.SSLContext:
+    """Return gunicorn's TLS context, set not to handshake while the connection is accepted.
+
+    gevent's server would otherwise run the handshake before the worker sees
+    the connection, with no deadline and outside the per-client limit: a
+    client that connects and sends nothing would hold a slot for good.
+    :meth:`service.worker.ServiceWorker.handle` does the handshake instead,
+    counted, within the keep-alive time and sheddable.
+    """
+    context = default_factory()
+    context.wrap_socket = functools.partial(context.wrap_socket, do_handshake_on_connect=False)
+    return context
 
 
 def _child_exit(_arbiter: Any, worker: Any) -> None:
@@ -147,6 +163,11 @@ def serve(settings: Settings) -> None:
         from service.app import create_app
 
         create_app(settings, material).close()
+        # That app was the master's: its metric files must not outlive it (a
+        # "livemin" gauge of the master, never updated, would read 0 forever).
+        from service.metrics import mark_worker_dead
+
+        mark_worker_dead(master_pid)
         GunicornServer(settings, material).run()
     finally:
         # Workers are forked inside run() and leave through this frame too:

@@ -6,7 +6,7 @@ comments; the environment wins over the file).  Defaults are the secure and
 embedded ones: the demo SQLite billing database under ``var/`` and loopback
 only.  Tests derive variants with :func:`dataclasses.replace`.
 
-Every field is documented below and in the README's configuration table.
+Every field is documented below and in docs/configuration.md (a test keeps the two in step).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Settings:
     port: int = 8080
     #: The address the WSDL publishes for the service (``soap:address``), and
     #: the only one it ever names: it never comes from a request's ``Host``.
-    #: Default: ``http://<host>:<port>/soap`` of ``serve``.
+    #: Default: ``http://<host>:<port>/soap`` of ``serve`` (``https://`` with TLS).
     public_url: str = ""
     #: gunicorn worker processes (gevent: each serves many connections).
     workers: int = 2
@@ -109,6 +109,13 @@ class Settings:
     #: with a CA that issues certificates to others than the callers, such as
     #: a national CA.  Default false.
     accept_any_caller_of_ca: bool = False
+    #: The registered callers' certificates: a PEM bundle file, or a folder of
+    #: ``*.pem`` files.  Each registers its caller as a fingerprint in
+    #: ``trusted_clients`` does, and lets the caller name its certificate by
+    #: IssuerSerial, SubjectKeyIdentifier or SHA-1 thumbprint instead of
+    #: sending it.  Each must chain to ``trust_ca`` and be fit to sign, or the
+    #: start is refused.  Default empty (none).
+    client_certs: str = ""
     #: Allowed difference between the caller's clock and ours, in seconds.
     wsse_clock_skew_s: int = 300
     #: Oldest accepted request Timestamp (Created), in seconds.
@@ -120,8 +127,6 @@ class Settings:
     #: Most chunks a chunked request body may arrive in (each costs the same
     #: to decode whatever its size: a body of one-byte chunks is refused).
     max_body_chunks: int = 1024
-    #: Most messages the in-memory replay cache remembers at once.
-    replay_cache_entries: int = 1_000_000
     #: X-Road headers: "off" (ignored), "accept" (used and echoed when present)
     #: or "require" (a request without valid X-Road headers is a Fault).
     xroad_mode: str = "accept"
@@ -138,8 +143,9 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
-    #: Shared replay store for several workers or hosts (``redis://host:6379/0``);
-    #: empty for the in-memory cache of a single process.
+    #: Replay store shared by hosts that each have an audit database of their own
+    #: (``redis://host:6379/0``); empty (default): the audit database, shared by
+    #: every worker of the host and every host that writes to it.
     replay_url: str = field(default="", repr=False)
 
     @property
@@ -155,7 +161,8 @@ class Settings:
     @property
     def resolved_public_url(self) -> str:
         """Return the address the WSDL publishes (default: ``serve``'s own)."""
-        return self.public_url or f"http://{self.host}:{self.port}/soap"
+        scheme = "https" if self.tls_enabled else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}/soap"
 
     @property
     def resolved_billing_url(self) -> str:
@@ -198,7 +205,6 @@ class Settings:
             "wsse_max_age_s",
             "response_lifetime_s",
             "max_body_bytes",
-            "replay_cache_entries",
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(env_name(name), "must be at least 1")

@@ -38,6 +38,7 @@ from typing import Any
 
 from lxml import etree
 
+from service import namespaces as ns
 from service.audit import AuditEntry, AuditStore
 from service.errors import (
     AuditUnavailable,
@@ -58,7 +59,6 @@ from service.errors import (
 )
 from service.handlers.billing_statement import OperationRequest, StatementOperation
 from service.metrics import Metrics
-from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import fingerprint
 from service.signing.statement_signature import STATEMENT_TAG, StatementSigner

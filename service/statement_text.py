@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from service.wsdl.namespaces import TNS
+from service.namespaces import TNS
 
 HEADERS = ("Hesabat ili/ayı", "Sərfiyyat, m³", "Faktura, AZN", "Ödənilib, AZN")
 

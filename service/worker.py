@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import logging
 import socket
+import ssl
 import time
 import warnings
 from collections import OrderedDict, deque
@@ -43,8 +45,12 @@ from gevent.monkey import MonkeyPatchWarning
 from gunicorn import util
 from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.http.errors import (
+    ConfigurationProblem,
     ExpectationFailed,
+    ForbiddenProxyRequest,
     InvalidChunkSize,
+    InvalidResponseHeader,
+    InvalidResponseHeaderName,
     LimitRequestHeaders,
     LimitRequestLine,
     UnsupportedTransferCoding,
@@ -56,7 +62,7 @@ log = logging.getLogger("service.worker")
 #: Share of ``worker_connections`` kept free by shedding waiting connections.
 SHED_HEADROOM = 0.1
 #: Seconds a connection refused for its client's limit is held before it is closed.
-REFUSED_HOLD_S = 3.0
+REFUSED_HOLD_S = 10.0
 #: Seconds a stopping worker keeps its idle kept-alive connections open: a
 #: request already on its way is answered (with ``Connection: close``).
 STOP_KEEPALIVE_LINGER_S = 2.0
@@ -66,7 +72,6 @@ STOP_KEEPALIVE_LINGER_S = 2.0
 class _Connection:
     sock: Any
     client: str
-    waiting_since: float = 0.0
 
 
 @dataclass
@@ -112,7 +117,6 @@ class ConnectionTable:
     @contextlib.contextmanager
     def waiting_for_request(self, connection: _Connection) -> Iterator[None]:
         """Mark the connection as sheddable while it waits for a request head."""
-        connection.waiting_since = time.monotonic()
         self.waiting[id(connection)] = connection
         try:
             yield
@@ -128,7 +132,13 @@ class ConnectionTable:
         it costs a file descriptor and no greenlet; at most ``capacity`` are
         held, the oldest closed first.
         """
-        self.refused.append((time.monotonic() + REFUSED_HOLD_S, sock))
+        # gevent closes the accepted socket when the handler returns: a
+        # duplicate of its descriptor keeps the connection open meanwhile.
+        try:
+            held = sock.dup()
+        except OSError:
+            return
+        self.refused.append((time.monotonic() + REFUSED_HOLD_S, held))
         while len(self.refused) > self.capacity:
             _close(self.refused.popleft()[1])
 
@@ -149,9 +159,11 @@ class ConnectionTable:
         while len(self.open) >= limit and self.waiting:
             _, victim = self.waiting.popitem(last=False)
             self.closed("shed")
-            # The greenlet reading it sees the end of the stream and closes it.
+            # The greenlet reading it sees the end of the stream and closes it;
+            # it no longer counts from now on (release() is idempotent).
             with contextlib.suppress(OSError):
                 victim.sock.shutdown(socket.SHUT_RDWR)
+            self.release(victim)
 
 
 class CountedChunkedReader(ChunkedReader):
@@ -225,14 +237,15 @@ class ServiceWorker(GeventWorker):
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         """Serve one connection if its client is within its limit."""
-        peer = addr[0] if isinstance(addr, tuple) else str(addr)
-        connection = self.connections.admit(client, peer)
+        connection = self.connections.admit(client, client_key(addr))
         if connection is None:
             self.connections.hold_refused(client)
             return
         greenlet = gevent.getcurrent()
         self._current[greenlet] = connection
         try:
+            if isinstance(client, ssl.SSLSocket) and not self._handshake(client, connection):
+                return
             super().handle(listener, client, addr)
         finally:
             self._current.pop(greenlet, None)
@@ -247,8 +260,29 @@ class ServiceWorker(GeventWorker):
             stack.enter_context(self.connections.waiting_for_request(connection))
         return stack
 
+    def _handshake(self, client: Any, connection: _Connection) -> bool:
+        """Complete the TLS handshake within the keep-alive time; return whether it completed.
+
+        The connection counts for its client and may be shed meanwhile
+        (:func:`service.serving.handshake_in_the_worker` defers it to here).
+        """
+        with self.connections.waiting_for_request(connection), gevent.Timeout(
+            self.cfg.keepalive, False
+        ):
+            try:
+                client.do_handshake()
+            except (ssl.SSLError, OSError) as exc:
+                log.debug("TLS handshake failed: %s", exc)
+                return False
+            return True
+        log.debug("TLS handshake not complete within %s s", self.cfg.keepalive)
+        return False
+
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
         """Read the body within the request deadline, then run the application."""
+        # Every read and write of this request (the answer too: a client that
+        # never reads it) waits at most the request deadline.
+        sock.settimeout(self.request_timeout_s)
         if req.body is not None and not self._read_body(req, sock):
             req.must_close = True
             return None
@@ -265,6 +299,7 @@ class ServiceWorker(GeventWorker):
         reader = req.body.reader
         if isinstance(reader, LengthReader) and reader.length > self.max_body_bytes:
             req.must_close = True
+            req._expected_100_continue = False  # refused (413): the body must not come
             return True
         if isinstance(reader, ChunkedReader):
             req.body = Body(CountedChunkedReader(req, req.unreader, self.max_body_chunks))
@@ -292,6 +327,24 @@ class ServiceWorker(GeventWorker):
             self.wsgi.http_refused(status, f"{type(exc).__name__}: {exc}", peer, _path(req))
 
 
+def client_key(addr: Any) -> str:
+    """Return what a per-client limit counts by: the IPv4 address, or the IPv6 /64.
+
+    One IPv6 host is usually given a whole /64, so counting its single
+    addresses would give an attacker as many limits as it likes.
+    """
+    host = addr[0] if isinstance(addr, tuple) else str(addr)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return host
+
+
 def _close(sock: Any) -> None:
     with contextlib.suppress(OSError):
         sock.close()
@@ -301,6 +354,10 @@ def refusal_status(exc: BaseException) -> int | None:
     """Return the 4xx/5xx status gunicorn answers a request it refuses itself, or None."""
     from gunicorn.http import errors
 
+    if isinstance(exc, InvalidResponseHeader | InvalidResponseHeaderName | ConfigurationProblem):
+        return None  # the application's or the configuration's fault, not a refused request
+    if isinstance(exc, ForbiddenProxyRequest):
+        return 403
     if isinstance(exc, LimitRequestLine):
         return 414
     if isinstance(exc, LimitRequestHeaders):

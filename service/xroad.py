@@ -33,14 +33,9 @@ from enum import StrEnum
 from lxml import etree
 
 from service.errors import ConfigurationError, ServiceFault
-from service.wsdl.namespaces import OPERATION
+from service.namespaces import OPERATION, REPR, SERVICE_VERSION, XID, XRD
 
-XRD = "http://x-road.eu/xsd/xroad.xsd"
-XID = "http://x-road.eu/xsd/identifiers"
-REPR = "http://x-road.eu/xsd/representation.xsd"
 PROTOCOL_VERSION = "4.0"
-#: The service's version, published as ``xrd:version`` in the WSDL.
-SERVICE_VERSION = "v1"
 
 _IDENTIFIER_VALUE = re.compile(r"[A-Za-z0-9'()+,\-.=?]{1,255}")
 _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,255}")

@@ -11,7 +11,7 @@ from lxml import etree
 
 from service.app import create_app
 from service.errors import ConfigurationError
-from service.wsdl.namespaces import SOAP11_ENV, TNS
+from service.namespaces import SOAP11_ENV, TNS
 from tests import billing_fixtures as bf
 
 HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"GetBillingStatement"'}

@@ -33,8 +33,8 @@ from lxml import etree
 from sqlalchemy.engine import make_url
 
 from service.app import create_app
+from service.namespaces import SOAP11_ENV, TNS
 from service.settings import Settings
-from service.wsdl.namespaces import SOAP11_ENV, TNS
 from tests import billing_fixtures as bf
 from tests.conftest import LiveServer
 from tests.postgres_server import PostgresServer

@@ -7,8 +7,7 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
-from service.signing.namespaces import DS
-from service.wsdl.namespaces import TNS
+from service.namespaces import DS, TNS
 from tests import billing_fixtures as bf
 from tests.conftest import SCHEMAS
 

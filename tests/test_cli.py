@@ -203,6 +203,7 @@ def test_make_run_serves_the_development_portal(tmp_path: Path, billing_db: str)
     planned = subprocess.run(
         [
             "make",
+            "--no-print-directory",  # under `make test` this make is a nested one
             "-n",
             "run",
             f"PKI={pki_dir}",

@@ -1,4 +1,4 @@
-"""Tests of the demo billing database (service.billing.demo) and the DDL files."""
+"""Tests of the demo billing database (service.demo_data) and the DDL files."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ import pytest
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.engine import make_url
 
-from service.billing import demo
-from service.billing.demo import (
+from service import demo_data as demo
+from service.billing.engine import normalize_url
+from service.billing.tables import build_billing_tables
+from service.demo_data import (
     SAMPLE_KINDS,
     DemoDatabaseNotEmpty,
     DemoSummary,
@@ -28,8 +30,6 @@ from service.billing.demo import (
     invoice_amount,
     latest_closed_period,
 )
-from service.billing.engine import normalize_url
-from service.billing.tables import build_billing_tables
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "service" / "schemas"
 

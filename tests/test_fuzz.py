@@ -46,21 +46,20 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from service import namespaces as ns
 from service.app import create_app
 from service.audit import AuditStore
 from service.errors import ServiceFault
 from service.metrics import Metrics
+from service.namespaces import TNS
 from service.pki import IssuedPair
 from service.settings import Settings
-from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import SigningIdentity, fingerprint, load_signing_identity
-from service.signing.replay import InMemoryReplayCache
 from service.signing.statement_signature import STATEMENT_TAG, StatementSigner, StatementVerifier
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore
 from service.signing.wsse import WsseSigner, WsseVerifier
 from service.soap_gateway import SoapGateway
-from service.wsdl.namespaces import TNS
 from service.xroad import XRD, XRoadPolicy, build_request_headers, header_blocks
 from tests.wsse_forge import forge
 from tests.xmlsec_binding import xmlsec
@@ -386,8 +385,12 @@ class FuzzKit:
         self.bases = self._bases(pki)
 
     def request_verifier(self) -> WsseVerifier:
-        """Return the service's verifier, with a fresh replay cache."""
-        return WsseVerifier(self.caller_trust, InMemoryReplayCache(), now=lambda: self.now)
+        """Return the service's verifier; every message is a first sight (no replay cache).
+
+        Replays are tested in tests/test_replay.py; here the same signed bases
+        are mutated again and again, and each must be judged on its own.
+        """
+        return WsseVerifier(self.caller_trust, None, now=lambda: self.now)
 
     def response_verifier(self) -> WsseVerifier:
         """Return the portal's verifier of the service's answers."""

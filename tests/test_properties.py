@@ -11,7 +11,7 @@ signing, audit) and the answer must be:
 
 * a signed SOAP answer with a ``Status`` of the contract, its ``Message``,
   and a ``Statement`` exactly when the Status is OK -- the Status that the
-  contract's rules (README, "Status: business outcomes") give for the input;
+  contract's rules (docs/integration.md, the Status table) give for the input;
 * or a SOAP Fault with one of the service's defined codes, its fixed
   faultstring and HTTP status (a value that XML can't carry is
   ``Client.MalformedRequest``; a missing code or an unknown language is
@@ -41,11 +41,11 @@ from lxml import etree
 import service.xroad  # noqa: F401  (registers the X-Road faults)
 from service.app import ServiceApp, create_app
 from service.errors import Status, fault_classes
+from service.namespaces import SOAP11_ENV, TNS
 from service.settings import Settings
 from service.signing.statement_signature import StatementVerifier
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseVerifier
-from service.wsdl.namespaces import SOAP11_ENV, TNS
 from tests import billing_fixtures as bf
 
 NAMES = ("SubscriberCode", "CitizenFin", "Language")

@@ -28,8 +28,10 @@ from PIL import Image, ImageChops
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject
 
+from service import namespaces as ns
 from service.client import StatementClient
 from service.errors import AzersuError
+from service.namespaces import TNS
 from service.rendering import (
     BANNER,
     FONT_FAMILY,
@@ -42,7 +44,6 @@ from service.rendering import (
     render_html,
     render_pdf,
 )
-from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import load_signing_identity
 from service.signing.statement_signature import (
@@ -52,7 +53,6 @@ from service.signing.statement_signature import (
 )
 from service.signing.trust import TrustStore
 from service.statement_text import statement_view
-from service.wsdl.namespaces import TNS
 from tests import billing_fixtures as bf
 
 pytestmark = pytest.mark.slow

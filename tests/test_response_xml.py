@@ -24,10 +24,10 @@ from service.audit import AuditEntry
 from service.billing.statement_query import SubscriberRecord
 from service.errors import SchemaViolation, UnknownOperation
 from service.handlers.response_xml import RESPONSE_TAG, response_envelope
+from service.namespaces import SOAP11_ENV, TNS
 from service.settings import Settings
 from service.signing.hardened_xml import parse_request
 from service.statement import BillingStatement, PeriodLine, Totals
-from service.wsdl.namespaces import SOAP11_ENV, TNS
 from service.wsdl.spyne_service import build_contract
 from tests import billing_fixtures as bf
 

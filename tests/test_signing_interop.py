@@ -36,16 +36,16 @@ from zeep import Client
 from zeep.wsse.signature import BinarySignature
 from zeep.wsse.utils import WSU, get_security_header
 
+from service import namespaces as ns
 from service.app import create_app
 from service.client import StatementClient
 from service.errors import FailedCheck
+from service.namespaces import OPERATION, SOAP11_ENV, TNS
 from service.pki import IssuedPair, init_pki, issue, new_key
-from service.signing import namespaces as ns
 from service.signing.hardened_xml import parse_request
 from service.signing.policy import ENVELOPED_CHAIN, Reason
 from service.signing.statement_signature import StatementVerifier
 from service.signing.trust import TrustStore
-from service.wsdl.namespaces import OPERATION, SOAP11_ENV, TNS
 from tests import billing_fixtures as bf
 
 STATEMENT_ID_NODE = f"{TNS}:Statement"  # xmlsec1 --id-attr takes <namespace-uri>:<node-name>

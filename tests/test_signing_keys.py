@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from lxml import etree
 from zeep.exceptions import Fault
 
+from service import namespaces as ns
 from service.app import create_app
 from service.client import StatementClient
 from service.errors import ConfigurationError, FailedAuthentication
 from service.pki import IssuedPair, create_ca, issue, new_key
-from service.signing import namespaces as ns
 from service.signing.keys import (
     fingerprint,
     load_signing_identity,

@@ -9,10 +9,10 @@ import pytest
 import requests
 from lxml import etree
 
+from service import namespaces as ns
 from service.app import create_app
-from service.signing import namespaces as ns
+from service.namespaces import TNS
 from service.signing.wsse import WsseVerifier
-from service.wsdl.namespaces import TNS
 from tests import billing_fixtures as bf
 from tests.test_app import HEADERS, envelope, request_body
 

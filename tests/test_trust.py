@@ -27,11 +27,11 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from lxml import etree
 
+from service import namespaces as ns
 from service.app import ServiceApp, create_app
 from service.errors import ConfigurationError, FailedAuthentication
 from service.pki import IssuedPair
 from service.settings import Settings
-from service.signing import namespaces as ns
 from service.signing.keys import fingerprint
 from service.signing.material import read_trust_material
 from service.signing.trust import TrustStore, check_fit_to_sign

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from service import namespaces as ns
 from service.client import StatementClient
-from service.signing import namespaces as ns
+from service.namespaces import TNS
 from service.signing.statement_signature import StatementSigner
-from service.wsdl.namespaces import TNS
 from tests import billing_fixtures as bf
 from tests.gunicorn_process import gunicorn_server  # noqa: F401 (a fixture: pytest injects it by name)
 

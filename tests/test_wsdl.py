@@ -9,8 +9,8 @@ import pytest
 import requests
 from lxml import etree
 
+from service.namespaces import TNS
 from service.wsdl.contract import SNAPSHOT, normalize_wsdl
-from service.wsdl.namespaces import TNS
 from tests.gunicorn_process import ServedProcess, fixture_service_env
 
 WSDL = "http://schemas.xmlsoap.org/wsdl/"

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 import service.handlers.billing_statement as handler
+from service import namespaces as ns
 from service.app import create_app
 from service.errors import (
     FailedAuthentication,
@@ -36,7 +37,7 @@ from service.errors import (
     UnsupportedAlgorithm,
 )
 from service.pki import IssuedPair, create_ca, issue, new_key
-from service.signing import namespaces as ns
+from service.replay_store import SqlReplayCache
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import fingerprint
 from service.signing.policy import (
@@ -46,7 +47,6 @@ from service.signing.policy import (
     Reason,
     VerificationPolicy,
 )
-from service.signing.replay import InMemoryReplayCache
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseVerifier
 from tests import billing_fixtures as bf
@@ -572,21 +572,22 @@ def test_handlers_see_only_the_signed_body(
     """An unsigned header block rides along with a good signature: the handler never gets it.
 
     The server runs in this process: the operation it calls is wrapped to
-    record what it is given -- the signed Body, and no header block.
+    record what it is given -- the signed Body's operation element, and no
+    header block.
     """
     given: list[tuple[bytes, object]] = []
     operation = handler.StatementOperation.__call__
 
-    def recording(self, body, entry, xroad):  # type: ignore[no-untyped-def]
-        given.append((_c14n(body), xroad))
-        return operation(self, body, entry, xroad)
+    def recording(self, element, request):  # type: ignore[no-untyped-def]
+        given.append((_c14n(element), request.xroad))
+        return operation(self, element, request)
 
     monkeypatch.setattr(handler.StatementOperation, "__call__", recording)
     f = _request(keys)
     etree.SubElement(f.header, "{urn:evil}Injected").text = "should never be read"
     response = requests.post(live_server.url, data=f.bytes(), headers=HEADERS, timeout=10)
     assert response.status_code == 200
-    assert given == [(_c14n(f.body), None)]
+    assert given == [(_c14n(f.body[0]), None)]
     assert b"should never be read" not in given[0][0]
 
 
@@ -703,10 +704,12 @@ def test_time_limits_given_to_the_verifier_replace_the_policys(
     assert raised.value.reason == Reason.STALE
 
 
-def test_a_replay_is_refused_for_its_reason(keys: Keys, trust: TrustStore) -> None:
-    verifier = WsseVerifier(trust, InMemoryReplayCache())
+def test_a_replay_is_refused_for_its_reason(keys: Keys, trust: TrustStore, tmp_path: Path) -> None:
+    replay = SqlReplayCache.from_url(f"sqlite:///{tmp_path / 'audit.sqlite'}")
+    verifier = WsseVerifier(trust, replay)
     payload = _request(keys).bytes()
     verifier.verify(parse_request(payload))
     with pytest.raises(InvalidSecurity) as raised:
         verifier.verify(parse_request(payload))
     assert raised.value.reason == Reason.REPLAY
+    replay.close()

@@ -33,6 +33,7 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, Signatur
 import service.signing.statement_signature as statement_signature
 import service.signing.wsse as wsse
 import service.signing.xmldsig as xmldsig
+from service import namespaces as ns
 from service.errors import (
     FailedAuthentication,
     FailedCheck,
@@ -40,8 +41,8 @@ from service.errors import (
     SecurityFault,
     UnsupportedAlgorithm,
 )
+from service.namespaces import TNS
 from service.pki import new_key
-from service.signing import namespaces as ns
 from service.signing.keys import load_signing_identity
 from service.signing.policy import (
     ENVELOPED_CHAIN,
@@ -59,7 +60,6 @@ from service.signing.xmldsig import (
     reference_to,
     verify_signature,
 )
-from service.wsdl.namespaces import TNS
 from tests.test_fuzz import CI_SETTINGS, FuzzCase, FuzzKit, cases, run_case
 
 DS = f"{{{ns.DS}}}"

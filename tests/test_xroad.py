@@ -11,13 +11,13 @@ import pytest
 import requests
 from lxml import etree
 
+from service import namespaces as ns
 from service.app import create_app
 from service.client import StatementClient
 from service.errors import ConfigurationError
+from service.namespaces import TNS
 from service.settings import Settings
-from service.signing import namespaces as ns
 from service.signing.wsse import WsseVerifier
-from service.wsdl.namespaces import TNS
 from service.xroad import XID, XRD, build_request_headers, canonical_blocks, header_blocks
 from tests import billing_fixtures as bf
 from tests.gunicorn_process import ServedProcess, fixture_service_env

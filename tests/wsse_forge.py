@@ -16,9 +16,9 @@ import xmlsec
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from service import namespaces as ns
+from service.namespaces import TNS
 from service.pki import IssuedPair
-from service.signing import namespaces as ns
-from service.wsdl.namespaces import TNS
 
 SOAP = ns.SOAP11_ENV
 WSU_ID = f"{{{ns.WSU}}}Id"

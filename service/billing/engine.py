@@ -145,10 +145,10 @@ class DriverStatement:
     """A statement compiled once for the engine's dialect and run on the DBAPI cursor.
 
     Used on the request path (the billing reads, the audit insert) with a
-    pooled DBAPI connection (``engine.raw_connection()``).  SQLAlchemy's
+    pooled DBAPI connection (``engine.raw_connection()``): SQLAlchemy's
     execution layer (a Connection, an execution context, the result object
-    and its row processing) cost about 45 µs per statement, four times what
-    SQLite takes to answer an indexed read.  The SQL is still SQLAlchemy's, compiled for
+    and its row processing) costs several times what SQLite takes to answer
+    an indexed read (docs/performance.md).  The SQL is still SQLAlchemy's, compiled for
     the dialect in use (bind style, quoting, the configured schema and
     relation names); parameters get the column types' bind conversions (an
     SQLite DATE as ISO text).  Rows come back as the driver gives them: the

@@ -35,6 +35,7 @@ from service.errors import (
 from service.handlers.response_xml import response_envelope
 from service.identifiers import citizen_fin as resolve_citizen_fin
 from service.identifiers import normalize_subscriber_code
+from service.namespaces import OPERATION, TNS
 from service.statement import (
     STATEMENT_MONTHS,
     BillingStatement,
@@ -46,7 +47,6 @@ from service.statement import (
 )
 from service.status_messages import message_for, parse_language
 from service.wsdl import types as wire
-from service.wsdl.namespaces import OPERATION, TNS
 from service.xroad import XRoadHeaders
 
 BAKU = ZoneInfo("Asia/Baku")
@@ -206,7 +206,7 @@ class StatementOperation:
 
         <soapenv:Body>
           <b:GetBillingStatement>
-            <b:SubscriberCode>100000002</b:SubscriberCode><b:CitizenFin>5ZT3K9M</b:CitizenFin>
+            <b:SubscriberCode>100000000</b:SubscriberCode><b:CitizenFin>X9SCKS7</b:CitizenFin>
           </b:GetBillingStatement>
         </soapenv:Body>
 

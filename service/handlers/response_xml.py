@@ -1,21 +1,26 @@
-"""Write the ``GetBillingStatementResponse`` envelope with lxml, as Spyne writes it.
+"""Write the ``GetBillingStatementResponse`` envelope: the service's one serializer.
 
-This is the hot path's serializer (see
-:class:`service.handlers.billing_statement.StatementOperation`): it skips
-Spyne's object round trip (the Statement as ``ComplexModel`` objects, then
-Spyne's generic serializer), which cost about 1.5 ms of CPU per request.
-The output is the envelope Spyne produces for the same answer -- same
-prefixes (``soap11env``, ``tns``), same order, same text of every value
-(``str()`` of Decimals and integers, ``isoformat()`` of the time, ``true``/
-``false``); ``tests/test_response_xml.py`` compares the two after C14N
-for every Status.  The contract's types are in :mod:`service.wsdl.types`.
+Before (the operation's answer)::
 
-The envelope is written as text and parsed once by libxml2: about 35 µs,
-where building its hundred elements one ``SubElement`` at a time took 110 µs.
-Every value goes in escaped (:func:`_text`), so the text holds no markup,
-entity or DOCTYPE that the data did not spell out as characters; a value
-that XML can't carry (a control character in billing data) fails to parse,
-as it failed ``SubElement`` before.
+    StatementAnswer(status=OK, message="Son 12 ay ...", statement=BillingStatement(...))
+
+After::
+
+    <soap11env:Envelope xmlns:soap11env="..." xmlns:tns=".../billing-statement/v1">
+      <soap11env:Body><tns:GetBillingStatementResponse>
+        <tns:Status>OK</tns:Status><tns:Message>Son 12 ay ...</tns:Message>
+        <tns:Statement Id="Statement-AZS-...">...</tns:Statement>
+      </tns:GetBillingStatementResponse></soap11env:Body>
+    </soap11env:Envelope>
+
+The order and types are the contract's (:mod:`service.wsdl.types`); every
+answer is valid under the schema the WSDL publishes (tested for every
+Status).  The envelope is written as text and parsed once by libxml2, which
+costs far less than building it element by element (figures in
+docs/performance.md).  Every value goes in escaped (:func:`_text`), so the
+text holds no markup, entity or DOCTYPE that the data did not spell out as
+characters; a value that XML can't carry (a control character in billing
+data) fails to parse rather than being altered.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ import threading
 
 from lxml import etree
 
+from service.namespaces import OPERATION, SOAP11_ENV, TNS
 from service.statement import BillingStatement
-from service.wsdl.namespaces import OPERATION, SOAP11_ENV, TNS
 
 _T = f"{{{TNS}}}"
 RESPONSE_TAG = f"{_T}{OPERATION}Response"

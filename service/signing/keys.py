@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from service import namespaces as ns
 from service.errors import ConfigurationError
-from service.signing import namespaces as ns
 
 
 def fingerprint(cert: x509.Certificate) -> str:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from service.signing import namespaces as ns
-from service.wsdl.namespaces import TNS
+from service import namespaces as ns
 
 
 @enum.unique
@@ -160,7 +159,7 @@ class VerificationPolicy:
 
 
 #: The signed Statement element (its own enveloped signature).
-STATEMENT_TAG = f"{{{TNS}}}Statement"
+STATEMENT_TAG = f"{{{ns.TNS}}}Statement"
 
 #: The WS-Security profile: the Body and the Timestamp must be signed.
 WSSE_POLICY = VerificationPolicy(

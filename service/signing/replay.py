@@ -1,10 +1,15 @@
 """The replay cache: a signed message is accepted at most once inside its window.
 
-:class:`ReplayCache` is the interface: ``first_seen`` records a message's
-fingerprint, ``check`` tells a readiness probe whether new messages can be
-recorded.  :class:`InMemoryReplayCache` serves a single process;
-:class:`RedisReplayCache` is shared by every worker process on every host
-that points at the same Redis (``AZERSU_REPLAY_URL=redis://...``).
+:class:`ReplayCache` is the interface the verifier uses: ``first_seen``
+records a message's fingerprint, ``check`` tells a readiness probe whether
+new messages can be recorded.  Every implementation is shared by all the
+processes that serve the service -- gunicorn runs several workers and
+replaces them on SIGHUP or after ``max_requests``, so a fingerprint kept in
+one process's memory would let each worker, and each new worker, answer the
+same message once more.  The default keeps the fingerprints in the audit
+database (:mod:`service.replay_store`, which also chooses the store);
+:class:`RedisReplayCache` keeps them in Redis (``AZERSU_REPLAY_URL``) for
+hosts that each have an audit database of their own.
 
 **Why one ``SET key 1 NX PX ttl`` is enough.**  Redis executes each command
 on its single command thread, one after another, so ``SET ... NX`` is an
@@ -17,15 +22,15 @@ never expires) and no window in which two workers both see "absent" (as with
 ``GET`` followed by ``SET``).  Redis expires the key itself; nothing has to
 sweep it.
 
-**Why failing closed.**  If the store can't be asked (Redis down,
-unreachable, timing out, out of memory, or refusing the login), the service
-can't tell a fresh message from a replayed one.  Accepting it would let an
-attacker who captured one signed request replay it for as long as they can
-keep Redis away (or just wait for an outage), so the request is refused with
-the ``Server.ReplayStoreUnavailable`` fault, which tells the caller to try
-again later.  The client has short connect and read timeouts so a dead Redis
-costs a request about a second, never a hung worker.  For the same reason the
-Redis must not evict keys before they expire: run it with
+**Why failing closed.**  If the store can't be asked (down, unreachable,
+timing out, full, or refusing the login), the service can't tell a fresh
+message from a replayed one.  Accepting it would let an attacker who
+captured one signed request replay it for as long as they can keep the store
+away (or just wait for an outage), so the request is refused with the
+``Server.ReplayStoreUnavailable`` fault, which tells the caller to try again
+later.  The Redis client has short connect and read timeouts so a dead Redis
+costs a request about a second, never a hung worker.  For the same reason
+the Redis must not evict keys before they expire: run it with
 ``maxmemory-policy noeviction`` (then a full Redis answers ``OOM`` and the
 request is refused), never an ``allkeys-*`` or ``volatile-*`` policy, which
 would silently drop fingerprints and reopen their replay window.
@@ -34,12 +39,7 @@ would silently drop fingerprints and reopen their replay window.
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -70,57 +70,6 @@ class ReplayCache(Protocol):
 
     def close(self) -> None:
         """Release connections, if any."""
-
-
-class InMemoryReplayCache:
-    """A bounded, thread-safe, expiring set of fingerprints for one process.
-
-    Entries expire after their TTL.  When ``max_entries`` live entries are
-    held, a new message is refused (fail closed) rather than an unexpired
-    entry being evicted, which would reopen a replay window.
-    """
-
-    def __init__(
-        self, max_entries: int = 1_000_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._entries: OrderedDict[str, float] = OrderedDict()  # key -> expiry, oldest first
-        self._lock = threading.Lock()
-        self._clock = clock
-        self.max_entries = max_entries
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
-    def first_seen(self, key: str, ttl_s: float) -> bool:
-        """Record ``key``; return False if it is already known and unexpired."""
-        now = self._clock()
-        with self._lock:
-            self._expire(now)
-            if key in self._entries:
-                return False
-            if len(self._entries) >= self.max_entries:
-                raise ReplayStoreUnavailable(f"replay cache full: {len(self._entries)} entries")
-            self._entries[key] = now + ttl_s
-            return True
-
-    def check(self) -> None:
-        """Raise :class:`ReplayStoreUnavailable` while the cache is full (new messages refused)."""
-        with self._lock:
-            self._expire(self._clock())
-            if len(self._entries) >= self.max_entries:
-                raise ReplayStoreUnavailable(f"replay cache full: {len(self._entries)} entries")
-
-    def close(self) -> None:
-        """Nothing to release (the same shape as :meth:`RedisReplayCache.close`)."""
-
-    def _expire(self, now: float) -> None:
-        # Entries are appended with one common TTL, so expiry times are ordered.
-        while self._entries:
-            key, expiry = next(iter(self._entries.items()))
-            if expiry > now:
-                break
-            del self._entries[key]
 
 
 class RedisReplayCache:
@@ -184,23 +133,3 @@ class RedisReplayCache:
     def close(self) -> None:
         """Close the pooled connections (the client reconnects if used again)."""
         self._client.close()
-
-
-def create_replay_cache(url: str, max_entries: int) -> ReplayCache:
-    """Return the replay cache for ``AZERSU_REPLAY_URL``: empty for in-memory, or redis://.
-
-    ``max_entries`` bounds the in-memory cache only; Redis is bounded by its
-    own ``maxmemory`` (with ``noeviction``, a full Redis refuses new messages).
-    """
-    if not url:
-        return InMemoryReplayCache(max_entries)
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
-    if scheme in REDIS_SCHEMES:
-        # Schemes are case-insensitive (RFC 3986); redis-py wants them in lower case.
-        return RedisReplayCache.from_url(scheme + url[len(scheme) :])
-    # Name only the scheme: the URL may carry a password.
-    raise ConfigurationError(
-        REPLAY_URL_SETTING,
-        f"unsupported replay store {scheme + '://' if scheme else 'URL'}: "
-        "use redis:// or rediss://, or leave it empty for the in-memory cache",
-    )

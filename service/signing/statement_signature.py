@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from service.errors import InvalidSecurity
+from service.namespaces import TNS
 from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.policy import STATEMENT_POLICY, STATEMENT_TAG, Reason, VerificationPolicy
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore, check_signer_name
@@ -30,7 +31,6 @@ from service.signing.xmldsig import (
     reference_to,
     verify_signature,
 )
-from service.wsdl.namespaces import TNS
 
 __all__ = ["STATEMENT_TAG", "StatementSigner", "StatementVerifier", "VerifiedStatement"]
 

@@ -10,17 +10,24 @@ explicitly, to accept any signer of its CAs -- and is issued directly by a CA
 certificate of the configured bundle that is itself valid (``AZERSU_TRUST_CA``,
 PEM; every certificate of the bundle is an anchor, an intermediate CA included,
 and during a changeover it may hold the old and the new CA).
+
+A caller whose SOAP stack names its certificate by reference (IssuerSerial,
+SubjectKeyIdentifier, SHA-1 thumbprint) instead of sending it needs the
+service to hold that certificate: the store keeps the registered caller
+certificates (``AZERSU_CLIENT_CERTS``) and resolves such a reference to exactly
+one of them, or refuses it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID, PublicKeyAlgorithmOID
@@ -154,9 +161,16 @@ class TrustStore:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
+    #: The registered callers' certificates, for references that name a
+    #: certificate without carrying it; their fingerprints are in ``registered``.
+    caller_certificates: tuple[x509.Certificate, ...] = ()
+
     def __post_init__(self) -> None:
         if self.registered and self.accept_any_signer_of_ca:
             raise ValueError("a trust store checks registered signers or accepts any, not both")
+        missing = {fingerprint(c) for c in self.caller_certificates} - self.registered
+        if missing:
+            raise ValueError(f"caller certificates not registered: {sorted(missing)}")
         keys = frozenset(filter(None, (_public_key_der(anchor) for anchor in self.anchors)))
         object.__setattr__(self, "_anchor_keys", keys)
 
@@ -191,8 +205,13 @@ class TrustStore:
         source: str = "the bundle",
         *,
         accept_any_signer_of_ca: bool = False,
+        caller_certificates: tuple[x509.Certificate, ...] = (),
     ) -> TrustStore:
-        """Load CA certificates from PEM bytes (every one must be a CA)."""
+        """Load CA certificates from PEM bytes (every one must be a CA).
+
+        ``caller_certificates`` are registered too (their fingerprints join
+        ``registered``); :meth:`check_caller_certificate` checks each.
+        """
         try:
             certificates = tuple(x509.load_pem_x509_certificates(data))
         except ValueError as exc:
@@ -204,8 +223,10 @@ class TrustStore:
                 )
         return cls(
             certificates,
-            frozenset(normalize_fingerprint(f) for f in registered),
+            frozenset(normalize_fingerprint(f) for f in registered)
+            | {fingerprint(c) for c in caller_certificates},
             accept_any_signer_of_ca,
+            caller_certificates=caller_certificates,
         )
 
     def check(
@@ -239,6 +260,26 @@ class TrustStore:
         if not self._issued_by_anchor(cert, key, now):
             raise _refuse(cert, "does not chain to a trust anchor", "untrusted_issuer")
 
+    def check_caller_certificate(self, cert: x509.Certificate) -> None:
+        """Raise FailedAuthentication unless a caller certificate to register is fit and chains.
+
+        Its validity period is checked per request, as for any signer.
+        """
+        self._refuse_trust_anchor(cert)
+        check_fit_to_sign(cert)
+        now = dt.datetime.now(dt.UTC)
+        issuer = next((a for a in self.anchors if _issued_by(cert, a)), None)
+        if issuer is None:
+            raise _refuse(cert, "does not chain to a trust anchor", "untrusted_issuer")
+        if not _within_validity(issuer, now):
+            raise _refuse(cert, "is issued by a CA outside its validity", "untrusted_issuer")
+
+    def callers_matching(
+        self, matches: Callable[[x509.Certificate], bool]
+    ) -> list[x509.Certificate]:
+        """Return the registered caller certificates a key reference names."""
+        return [cert for cert in self.caller_certificates if matches(cert)]
+
     def _refuse_trust_anchor(self, cert: x509.Certificate) -> None:
         """Refuse an anchor itself (by its key), whether or not it is also registered."""
         if any(cert == anchor for anchor in self.anchors) or (
@@ -256,6 +297,19 @@ class TrustStore:
                 self._issuers.clear()
             self._issuers[key] = issuer
         return _within_validity(issuer, now)
+
+
+def subject_key_identifier(cert: x509.Certificate) -> bytes | None:
+    """Return the value of the certificate's SubjectKeyIdentifier extension, or None."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+def sha1_thumbprint(cert: x509.Certificate) -> bytes:
+    """Return the SHA-1 of the certificate's DER (a WS-Security ThumbprintSHA1, not a trust key)."""
+    return cert.fingerprint(hashes.SHA1())  # noqa: S303 (names a certificate, proves nothing)
 
 
 def normalize_fingerprint(text: str) -> str:

@@ -6,7 +6,13 @@ Profile) and W3C XML Signature.  The signature sits in the one
 ``wsu:Id``, uses exclusive C14N (after the enveloped-signature transform, as
 node-soap writes it, or alone), and its KeyInfo points through a
 ``wsse:SecurityTokenReference`` at an X.509 ``wsse:BinarySecurityToken`` --
-the layout zeep's ``BinarySignature`` produces and expects.  What the
+the layout zeep's ``BinarySignature`` produces and expects -- or, as Apache
+WSS4J callers write it, names the certificate by a ``wsse:KeyIdentifier`` (the
+certificate itself, its SubjectKeyIdentifier or its SHA-1 thumbprint) or by
+``ds:X509Data/ds:X509IssuerSerial``.  Every form is resolved to one
+certificate (those that don't carry it, among the registered caller
+certificates of the trust store; none or two is a refusal), then checked and
+used exactly as a BinarySecurityToken's.  What the
 signature itself must be is :data:`~service.signing.policy.WSSE_POLICY`,
 enforced by :func:`~service.signing.xmldsig.verify_signature`.
 
@@ -31,18 +37,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
+from service import namespaces as ns
 from service.errors import (
+    FailedAuthentication,
     InvalidSecurity,
     MalformedRequest,
     MessageExpired,
 )
-from service.signing import namespaces as ns
 from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.policy import WSSE_POLICY, Reason, VerificationPolicy
 from service.signing.replay import ReplayCache
-from service.signing.trust import TrustStore, check_signer_name
+from service.signing.trust import (
+    TrustStore,
+    check_signer_name,
+    sha1_thumbprint,
+    subject_key_identifier,
+)
 from service.signing.xmldsig import (
     XmlSigner,
     check_signed_info,
@@ -55,6 +68,7 @@ from service.signing.xmldsig import (
 #: Attributes that can carry an ID, and must therefore be unique together.
 ID_ATTRIBUTES = (f"{{{ns.WSU}}}Id", "Id", "ID", "id", "{http://www.w3.org/XML/1998/namespace}id")
 _NCNAME = re.compile(r"[A-Za-z_][\w.\-]*")
+_SPACE_AFTER_COMMA = re.compile(r"(?<!\\),\s+")
 
 _ENVELOPE = f"{{{ns.SOAP11_ENV}}}Envelope"
 _HEADER = f"{{{ns.SOAP11_ENV}}}Header"
@@ -63,6 +77,7 @@ _SECURITY = f"{{{ns.WSSE}}}Security"
 _BST = f"{{{ns.WSSE}}}BinarySecurityToken"
 _STR = f"{{{ns.WSSE}}}SecurityTokenReference"
 _STR_REFERENCE = f"{{{ns.WSSE}}}Reference"
+_KEY_IDENTIFIER = f"{{{ns.WSSE}}}KeyIdentifier"
 _TIMESTAMP = f"{{{ns.WSU}}}Timestamp"
 _CREATED = f"{{{ns.WSU}}}Created"
 _EXPIRES = f"{{{ns.WSU}}}Expires"
@@ -73,6 +88,21 @@ _SIGNATURE = f"{{{ns.DS}}}Signature"
 def ds(name: str) -> str:
     """Return the Clark name of an XML-DSig element."""
     return f"{{{ns.DS}}}{name}"
+
+
+#: KeyIdentifier ValueTypes (OASIS WSS X.509 Token Profile 1.1, section 3.2).
+SKI_VALUE_TYPE = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0"
+    "#X509SubjectKeyIdentifier"
+)
+THUMBPRINT_SHA1_VALUE_TYPE = (
+    "http://docs.oasis-open.org/wss/oasis-wss-soap-message-security-1.1#ThumbprintSHA1"
+)
+
+#: A key reference names no registered caller certificate (FailedAuthentication).
+KEY_REFERENCE_UNRESOLVED = "key_reference_unresolved"
+#: A key reference names two or more registered caller certificates (InvalidSecurity).
+KEY_REFERENCE_AMBIGUOUS = "key_reference_ambiguous"
 
 
 @dataclass(frozen=True)
@@ -180,6 +210,59 @@ def load_base64_certificate(text: str | None) -> tuple[x509.Certificate, bytes]:
     return certificate, der
 
 
+def _base64_value(text: str | None, what: str) -> bytes:
+    try:
+        value = base64.b64decode("".join((text or "").split()), validate=True)
+    except ValueError as exc:
+        raise InvalidSecurity(f"{what} is not base64", Reason.TOKEN) from exc
+    if not value:
+        raise InvalidSecurity(f"{what} is empty", Reason.TOKEN)
+    return value
+
+
+def _issuer_serial_matcher(
+    x509_data: etree._Element,
+) -> Callable[[x509.Certificate], bool]:
+    parts = element_children(x509_data)
+    if [p.tag for p in parts] != [ds("X509IssuerSerial")]:
+        raise InvalidSecurity("X509Data must hold one X509IssuerSerial", Reason.TOKEN)
+    fields = element_children(parts[0])
+    if [f.tag for f in fields] != [ds("X509IssuerName"), ds("X509SerialNumber")]:
+        raise InvalidSecurity(
+            "X509IssuerSerial must hold X509IssuerName and X509SerialNumber", Reason.TOKEN
+        )
+    # Some stacks write a space after each comma (RFC 2253 readers accept it).
+    issuer_text = _SPACE_AFTER_COMMA.sub(",", (fields[0].text or "").strip())
+    try:
+        issuer = x509.Name.from_rfc4514_string(issuer_text)
+        serial = int((fields[1].text or "").strip())
+    except ValueError as exc:
+        raise InvalidSecurity(f"X509IssuerSerial is malformed: {exc}", Reason.TOKEN) from exc
+    return lambda cert: cert.serial_number == serial and cert.issuer == issuer
+
+
+def key_reference_matcher(
+    reference: etree._Element,
+) -> tuple[str, Callable[[x509.Certificate], bool]]:
+    """Return the form of a reference to a registered certificate, and its test for one.
+
+    The forms: ``ds:X509Data/ds:X509IssuerSerial`` (the issuer's name as an
+    RFC 4514 string, compared as a parsed name, and the serial number), and
+    a ``wsse:KeyIdentifier`` holding the base64 SubjectKeyIdentifier or the
+    SHA-1 of the certificate's DER.  Anything else is refused.
+    """
+    if reference.tag == ds("X509Data"):
+        return "IssuerSerial", _issuer_serial_matcher(reference)
+    value_type = reference.get("ValueType")
+    if value_type == SKI_VALUE_TYPE:
+        ski = _base64_value(reference.text, "the SubjectKeyIdentifier")
+        return "SubjectKeyIdentifier", lambda cert: subject_key_identifier(cert) == ski
+    if value_type == THUMBPRINT_SHA1_VALUE_TYPE:
+        thumbprint = _base64_value(reference.text, "the ThumbprintSHA1")
+        return "ThumbprintSHA1", lambda cert: sha1_thumbprint(cert) == thumbprint
+    raise InvalidSecurity(f"KeyIdentifier ValueType {value_type!r}", Reason.TOKEN)
+
+
 class WsseVerifier:
     """Verify the WS-Security signature of a parsed SOAP 1.1 envelope."""
 
@@ -213,7 +296,8 @@ class WsseVerifier:
             max_age_s=policy.max_age_s if max_age_s is None else max_age_s,
         )
         self.signers = signers
-        self._tokens: dict[str, tuple[SignerInfo, object]] = {}  # token text -> signer, key
+        # token text or certificate DER -> signer, key
+        self._tokens: dict[str | bytes, tuple[SignerInfo, object]] = {}
         self.allow_body_signatures = allow_body_signatures
         self.trust = trust
         self.replay = replay
@@ -280,23 +364,36 @@ class WsseVerifier:
     def _token_signer(
         self, signature: etree._Element, security: etree._Element, ids: dict[str, etree._Element]
     ) -> tuple[SignerInfo, object]:
-        """Return the signer named by the token, and its public key; parsed once per token text.
+        """Return the signer the key reference names, and its public key.
 
         Parsing a certificate and touching its fields costs more than the
-        signature check itself; callers present the same token on every
-        request.  The trust check is not cached: it depends on the time.
+        signature check itself, and callers present the same reference on
+        every request: the signer is kept per certificate.  The trust check is
+        not cached: it depends on the time.
         """
-        token = self._token_element(signature, security, ids)
-        text = token.text or ""
-        cached = self._tokens.get(text)
+        reference = self._key_reference(signature)
+        if reference.tag == _STR_REFERENCE:
+            text = self._token_element(reference, security, ids).text or ""
+        elif reference.tag == _KEY_IDENTIFIER and reference.get("ValueType") == ns.X509V3:
+            text = reference.text or ""
+        else:
+            certificate = self._registered_certificate(reference)
+            return self._signer_of(certificate.public_bytes(Encoding.DER), certificate)
+        return self._signer_of(text)
+
+    def _signer_of(
+        self, token: str | bytes, certificate: x509.Certificate | None = None
+    ) -> tuple[SignerInfo, object]:
+        cached = self._tokens.get(token)
         if cached is None:
-            certificate, _ = load_base64_certificate(text)
+            if certificate is None:
+                certificate, _ = load_base64_certificate(str(token))
             signer = SignerInfo(
                 certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)
             )
             if len(self._tokens) > 256:
                 self._tokens.clear()
-            cached = self._tokens[text] = (signer, certificate.public_key())
+            cached = self._tokens[token] = (signer, certificate.public_key())
         return cached
 
     @staticmethod
@@ -307,18 +404,38 @@ class WsseVerifier:
         return header, body
 
     @staticmethod
-    def _token_element(
-        signature: etree._Element, security: etree._Element, ids: dict[str, etree._Element]
-    ) -> etree._Element:
-        """Return the BinarySecurityToken that KeyInfo points at, checked."""
+    def _key_reference(signature: etree._Element) -> etree._Element:
+        """Return the one child of KeyInfo's SecurityTokenReference: the key reference."""
         key_info = signature.find(ds("KeyInfo"))
         children = element_children(key_info) if key_info is not None else []
         if [c.tag for c in children] != [_STR]:
             raise InvalidSecurity("KeyInfo must hold one SecurityTokenReference", Reason.TOKEN)
         str_children = element_children(children[0])
-        if [c.tag for c in str_children] != [_STR_REFERENCE]:
-            raise InvalidSecurity("SecurityTokenReference must hold one Reference", Reason.TOKEN)
-        token = _reference_target(str_children[0], ids)
+        if len(str_children) != 1 or str_children[0].tag not in (
+            _STR_REFERENCE,
+            _KEY_IDENTIFIER,
+            ds("X509Data"),
+        ):
+            raise InvalidSecurity(
+                "SecurityTokenReference must hold one Reference, KeyIdentifier or X509Data",
+                Reason.TOKEN,
+            )
+        reference = str_children[0]
+        if reference.tag == _KEY_IDENTIFIER and reference.get("EncodingType") not in (
+            None,
+            ns.BASE64_BINARY,
+        ):
+            raise InvalidSecurity(
+                f"KeyIdentifier EncodingType {reference.get('EncodingType')!r}", Reason.TOKEN
+            )
+        return reference
+
+    @staticmethod
+    def _token_element(
+        reference: etree._Element, security: etree._Element, ids: dict[str, etree._Element]
+    ) -> etree._Element:
+        """Return the BinarySecurityToken a direct Reference points at, checked."""
+        token = _reference_target(reference, ids)
         if token.tag != _BST or token.getparent() is not security:
             raise InvalidSecurity("the key reference is not a BinarySecurityToken", Reason.TOKEN)
         if token.get("ValueType") != ns.X509V3:
@@ -326,6 +443,23 @@ class WsseVerifier:
         if token.get("EncodingType") not in (None, ns.BASE64_BINARY):
             raise InvalidSecurity(f"token EncodingType {token.get('EncodingType')!r}", Reason.TOKEN)
         return token
+
+    def _registered_certificate(self, reference: etree._Element) -> x509.Certificate:
+        """Resolve an IssuerSerial, SKI or thumbprint reference to one registered certificate."""
+        form, matches = key_reference_matcher(reference)
+        found = self.trust.callers_matching(matches)
+        if not found:
+            raise FailedAuthentication(
+                f"the {form} key reference names no certificate of AZERSU_CLIENT_CERTS",
+                KEY_REFERENCE_UNRESOLVED,
+            )
+        if len(found) > 1:
+            names = ", ".join(c.subject.rfc4514_string() for c in found)
+            raise InvalidSecurity(
+                f"the {form} key reference names {len(found)} registered certificates: {names}",
+                KEY_REFERENCE_AMBIGUOUS,
+            )
+        return found[0]
 
     def _check_timestamp(self, timestamp: etree._Element) -> tuple[dt.datetime, dt.datetime]:
         parts = element_children(timestamp)

@@ -55,8 +55,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from lxml import etree
 
+from service import namespaces as ns
 from service.errors import FailedAuthentication, FailedCheck, InvalidSecurity, UnsupportedAlgorithm
-from service.signing import namespaces as ns
 from service.signing.policy import Reason, VerificationPolicy
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

@@ -16,11 +16,10 @@ from pathlib import Path
 
 from lxml import etree
 
+from service.namespaces import WSDL_SOAP, XS
+
 SNAPSHOT = Path(__file__).with_name("billing_statement.wsdl")
 PLACEHOLDER_ADDRESS = "http://localhost/soap"
-_WSDL_SOAP11 = "http://schemas.xmlsoap.org/wsdl/soap/"
-_WSDL = "http://schemas.xmlsoap.org/wsdl/"
-_XS = "http://www.w3.org/2001/XMLSchema"
 _DEFINITIONS_ORDER = [
     "documentation",
     "import",
@@ -47,10 +46,10 @@ def normalize_wsdl(wsdl: bytes) -> str:
     """Return the WSDL canonicalized, indented, with the address as a placeholder."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
     root = etree.fromstring(wsdl, parser)
-    for address in root.iter(f"{{{_WSDL_SOAP11}}}address"):
+    for address in root.iter(f"{{{WSDL_SOAP}}}address"):
         address.set("location", PLACEHOLDER_ADDRESS)
     _sort_children(root, _DEFINITIONS_ORDER)
-    for schema in root.iter(f"{{{_XS}}}schema"):
+    for schema in root.iter(f"{{{XS}}}schema"):
         _sort_children(schema, ["import", "simpleType", "complexType", "element"])
     canonical = etree.tostring(root, method="c14n")
     pretty = etree.fromstring(canonical, parser)

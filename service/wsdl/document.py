@@ -21,13 +21,8 @@ from typing import Any
 
 from lxml import etree
 
-from service.signing.namespaces import DS
-from service.wsdl.namespaces import TNS
-from service.xroad import REPR, SERVICE_VERSION, XID, XRD
+from service.namespaces import DS, REPR, SERVICE_VERSION, TNS, WSDL, WSDL_SOAP, XID, XRD, XS
 
-WSDL = "http://schemas.xmlsoap.org/wsdl/"
-WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
-XS = "http://www.w3.org/2001/XMLSchema"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 
 #: The header parts of every input and output, in X-Road's order.

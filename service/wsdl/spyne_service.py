@@ -15,18 +15,16 @@ from __future__ import annotations
 from copy import deepcopy
 from dataclasses import dataclass
 
-import spyne.const
 from lxml import etree
 from spyne import Application, ServiceBase, rpc
 from spyne.interface.wsdl import Wsdl11
 from spyne.protocol.soap import Soap11
 
+from service.namespaces import OPERATION, SERVICE_NAME, TNS, WSDL, XS
 from service.wsdl import types as wire
-from service.wsdl.document import XS, install_wsdl_amendments
-from service.wsdl.namespaces import OPERATION, SERVICE_NAME, TNS
+from service.wsdl.document import install_wsdl_amendments
 
 SOAP_HTTP_TRANSPORT = "http://schemas.xmlsoap.org/soap/http"
-_WSDL = "http://schemas.xmlsoap.org/wsdl/"
 
 
 class BillingStatementService(ServiceBase):
@@ -49,8 +47,6 @@ class BillingStatementService(ServiceBase):
 
 def build_spyne_application() -> Application:
     """Return the Spyne application that declares the contract (document/literal wrapped)."""
-    # Spyne's MethodContext.close() would run a full gc.collect() once a second.
-    spyne.const.MIN_GC_INTERVAL = float("inf")
     application = Application(
         [BillingStatementService],
         tns=TNS,
@@ -80,7 +76,7 @@ def build_contract(public_url: str) -> Contract:
     wsdl11.build_interface_document(public_url)
     wsdl = bytes(wsdl11.get_interface_document())
     root = etree.fromstring(wsdl, etree.XMLParser(resolve_entities=False, no_network=True))
-    schema = root.find(f"{{{_WSDL}}}types/{{{XS}}}schema[@targetNamespace='{TNS}']")
+    schema = root.find(f"{{{WSDL}}}types/{{{XS}}}schema[@targetNamespace='{TNS}']")
     if schema is None:
         raise RuntimeError("the WSDL has no schema for the target namespace")
     # A schema on its own: the prefixes its QName values use (tns:...) are

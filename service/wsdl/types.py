@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from spyne import Boolean, ComplexModel, DateTime, Decimal, Enum, Integer, Unicode, XmlAttribute
 
-from service.wsdl.namespaces import TNS
+from service.namespaces import TNS
 
 StatusCode = Enum(
     "OK",
