@@ -8,8 +8,9 @@ database of 100,000 subscribers, in two configurations (``--config``, both by
 default, one after the other against one PKI):
 
 * ``embedded``: billing in SQLite, the audit in SQLite (WAL,
-  ``synchronous=FULL``) under the run's var folder, the in-memory replay
-  cache.
+  ``synchronous=FULL``) under the run's var folder, and the replay store the
+  service takes when ``AZERSU_REPLAY_URL`` is empty (a table in the audit
+  database; an in-memory cache in older code).
 * ``production``: billing and audit in PostgreSQL, the replay store in
   Redis.  Both are real servers started by the harness as the tests start
   them (``tests/postgres_server.py``, ``tests/redis_server.py``), on free
@@ -765,7 +766,7 @@ class Backing:
         self.details: dict[str, Any] = {
             "billing": "SQLite",
             "audit": "SQLite (WAL, synchronous=FULL)",
-            "replay": "in-memory",
+            "replay": "the default (AZERSU_REPLAY_URL empty)",
             "billing_file_mb": round(billing_db.stat().st_size / 1024 / 1024),
         }
 
@@ -1653,7 +1654,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--config",
         choices=(*CONFIGURATIONS, "both"),
         default="both",
-        help="embedded (SQLite, in-memory replay), production (PostgreSQL, Redis) or both "
+        help="embedded (SQLite, the default replay store), production (PostgreSQL, Redis) or both "
         "(default)",
     )
     parser.add_argument("--levels", default="1,16,64", help="concurrency levels (default 1,16,64)")
