@@ -23,6 +23,7 @@ from service.billing.deadline import DEADLINE_MARGIN_S, BillingDeadline
 from service.billing.engine import create_read_only_engine
 from service.billing.statement_query import BillingQueries
 from service.billing.tables import BillingTables, build_billing_tables
+from service.cooperative import driver_blocks_in_c
 from service.handlers.billing_statement import StatementContext, StatementOperation
 from service.metrics import Metrics
 from service.replay_store import create_replay_cache
@@ -224,6 +225,7 @@ def build_statement_context(
         deadline=BillingDeadline(
             settings.db_timeout_s + DEADLINE_MARGIN_S,
             workers=settings.db_pool_size + settings.db_max_overflow,
+            driver_blocks_in_c=driver_blocks_in_c(engine.dialect.name, engine.dialect.driver),
         )
         if deadline and engine.dialect.name != "sqlite"
         else None,

@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.billing.engine import DriverStatement, normalize_url
-from service.cooperative import native_lock, run_blocking
+from service.cooperative import driver_blocks_in_c, native_lock, run_blocking
 from service.errors import AuditUnavailable, ConfigurationError
 
 
@@ -104,6 +104,8 @@ class _GroupCommitter:
 
     def __init__(self, store: AuditStore) -> None:
         self.store = store
+        dialect = store.engine.dialect
+        self._blocks = driver_blocks_in_c(dialect.name, dialect.driver)
         self.queue: queue.SimpleQueue[tuple[AuditEntry, _Pending]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -139,10 +141,14 @@ class _GroupCommitter:
                 except queue.Empty:
                     break
             error: AuditUnavailable | None = None
+            entries = [entry for entry, _ in batch]
             try:
-                # The commit waits for the disk: in the gevent worker, on a
-                # native thread, so that the worker's other requests go on.
-                run_blocking(self.store.insert_now, [entry for entry, _ in batch])
+                # A commit that waits in C (SQLite's fsync): in the gevent
+                # worker, on a native thread, so the worker's other requests go on.
+                if self._blocks:
+                    run_blocking(self.store.insert_now, entries)
+                else:
+                    self.store.insert_now(entries)
             except AuditUnavailable as exc:
                 error = exc
             for _, pending in batch:

@@ -2,14 +2,17 @@
 
 In the gevent worker every connection of a process shares one thread.  A
 call that blocks in C without going through a patched socket -- an SQLite
-commit waiting for its fsync, an ``flock`` -- would stop them all for its
-duration.  :func:`run_blocking` runs such a call on a native thread of
-gevent's pool while the calling greenlet waits; outside a gevent worker
-(tests, the command line) it just calls the function.
+commit waiting for its fsync, an ``flock``, a query of a driver that waits in
+C -- would stop them all for its duration.  :func:`run_blocking` runs such a
+call on a native thread of gevent's pool while the calling greenlet waits;
+outside a gevent worker (tests, the command line) it just calls the function.
+:func:`make_drivers_cooperative` makes psycopg wait through gevent, and
+:func:`driver_blocks_in_c` tells which engines still need :func:`run_blocking`.
 """
 
 from __future__ import annotations
 
+import selectors
 import sys
 import threading
 from collections.abc import Callable
@@ -44,3 +47,35 @@ def run_blocking(function: Callable[..., T], *args: object) -> T:
     import gevent
 
     return gevent.get_hub().threadpool.apply(function, args)
+
+
+def make_drivers_cooperative() -> None:
+    """Make psycopg wait for the server through gevent; call it right after the patch.
+
+    psycopg picks its wait function when it is first imported: the C one,
+    which polls the socket without yielding, unless gevent has already
+    patched ``select``.  The gunicorn master imports it (building the app
+    once to check the configuration) before a worker patches, so a worker
+    would keep the C wait and every query would stop the worker's other
+    connections until it returned, a billing deadline included.  This points
+    psycopg at what it would have picked after the patch: its ``poll`` wait
+    (``select.poll`` is gevent's now) and the patched selector its connect
+    wait uses.  Before psycopg's import it does nothing: psycopg then sees
+    the patch itself.
+    """
+    waiting = sys.modules.get("psycopg.waiting")
+    if waiting is None:
+        return
+    waiting.wait = waiting.wait_poll  # type: ignore[attr-defined]
+    waiting._ready = waiting._ready_poll  # type: ignore[attr-defined]
+    waiting.DefaultSelector = selectors.DefaultSelector  # type: ignore[attr-defined]
+
+
+def driver_blocks_in_c(dialect_name: str, driver: str) -> bool:
+    """Return whether the DB-API driver waits in C, out of gevent's sight.
+
+    SQLite (a local file, its fsync and locks) and cx_Oracle (Oracle Client
+    libraries) do; psycopg (after :func:`make_drivers_cooperative`) and
+    python-oracledb's thin mode (pure-Python sockets) wait through gevent.
+    """
+    return dialect_name == "sqlite" or driver == "cx_oracle"

@@ -57,7 +57,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from service.audit import WriterLock, open_audit_engine
 from service.billing.engine import DriverStatement
-from service.cooperative import run_blocking
+from service.cooperative import driver_blocks_in_c, run_blocking
 from service.errors import ConfigurationError, ReplayStoreUnavailable
 from service.settings import Settings
 from service.signing.replay import (
@@ -112,7 +112,7 @@ class SqlReplayCache:
         )
         self._clock = clock
         #: A local file (SQLite) blocks in C: its writes go to a native thread.
-        self._blocks = writer_lock is not None
+        self._blocks = driver_blocks_in_c(engine.dialect.name, engine.dialect.driver)
         self.metadata = MetaData()
         self.table = t = replay_table(self.metadata)
         self._insert = DriverStatement(

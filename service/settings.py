@@ -59,9 +59,11 @@ class Settings:
     #: Default: the SQLite file ``<var_dir>/audit.sqlite``.
     audit_url: str = field(default="", repr=False)
     #: Connections each worker keeps open to billing, and how many more it may
-    #: open under load.
-    db_pool_size: int = 5
-    db_max_overflow: int = 5
+    #: open under load.  A worker's requests overlap their reads, so the pool
+    #: is sized for them and opens no extra connections by default: each
+    #: one opened and closed under load costs the database a new session.
+    db_pool_size: int = 10
+    db_max_overflow: int = 0
     #: The issuer named in every statement.
     issuer: str = "“Azərsu” Açıq Səhmdar Cəmiyyəti"
     #: Address and port that ``serve`` listens on.

@@ -57,6 +57,8 @@ from gunicorn.http.errors import (
 )
 from gunicorn.workers.ggevent import GeventWorker
 
+from service.cooperative import make_drivers_cooperative
+
 log = logging.getLogger("service.worker")
 
 #: Share of ``worker_connections`` kept free by shedding waiting connections.
@@ -193,15 +195,17 @@ class ServiceWorker(GeventWorker):
     """gunicorn's gevent worker with per-client limits, shedding, and audited refusals."""
 
     def patch(self) -> None:
-        """Monkey-patch as gunicorn's gevent worker does, without its warning about ``ssl``.
+        """Monkey-patch as gunicorn's gevent worker does, then make psycopg wait through gevent.
 
-        The master imported ``ssl`` before the fork, which gevent warns about;
-        no SSL object exists before the patch (gunicorn builds its TLS context
-        in :meth:`run`, after it), so the warning says nothing here.
+        (See :func:`service.cooperative.make_drivers_cooperative`.)  gevent's
+        warning about ``ssl`` is silenced: the master imported ``ssl`` before
+        the fork, but no SSL object exists before the patch (gunicorn builds
+        its TLS context in :meth:`run`, after it), so it says nothing here.
         """
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MonkeyPatchWarning)
             super().patch()
+        make_drivers_cooperative()
 
     def init_process(self) -> None:
         """Set up the connection table, then gunicorn's gevent worker (patches, app, loop)."""

@@ -14,6 +14,12 @@ pool.  The workers are as many as the pool's connections, so reads stuck on a
 dead database can't pile up: later requests wait in the queue and fail at
 their own deadline.
 
+In the gevent worker the reads run on greenlets when the driver waits
+through gevent (psycopg, python-oracledb's thin mode: see
+:mod:`service.cooperative`), and on native threads of gevent's pool when it
+waits in C (cx_Oracle), so that a stuck read never stops the worker's other
+connections.
+
 An SQLite billing file needs no deadline (every wait on it is bounded by the
 engine), so :func:`service.app.build_statement_context` gives it none.
 """
@@ -22,9 +28,10 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TypeVar
 
+from service.cooperative import gevent_is_patched
 from service.errors import BillingUnavailable
 
 T = TypeVar("T")
@@ -36,9 +43,15 @@ DEADLINE_MARGIN_S = 0.5
 class BillingDeadline:
     """Run a request's billing reads with a deadline of ``seconds``."""
 
-    def __init__(self, seconds: float, workers: int) -> None:
+    def __init__(self, seconds: float, workers: int, *, driver_blocks_in_c: bool = False) -> None:
         self.seconds = seconds
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billing")
+        self._executor: Executor
+        if driver_blocks_in_c and gevent_is_patched():
+            from gevent.threadpool import ThreadPoolExecutor as NativeThreadPoolExecutor
+
+            self._executor = NativeThreadPoolExecutor(max_workers=workers)
+        else:
+            self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billing")
 
     def run(self, read: Callable[[], T]) -> T:
         """Return ``read()``; raise BillingUnavailable past the deadline."""
