@@ -2,14 +2,15 @@
 
 The worker serves all its connections on one thread.  A billing read that
 waits for PostgreSQL (here: for a table lock another session holds) must
-leave the worker free to answer others; and an audit store on a network
-database commits on the worker's loop, while SQLite's commits go to native
-threads.
+leave the worker free to answer others, and so must a Redis replay store
+that stops answering.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from service.signing.trust import TrustStore
 from tests import billing_fixtures as bf
 from tests.gunicorn_process import ServedProcess, fixture_service_env
 from tests.postgres_server import PostgresServer
+from tests.redis_server import RedisServer
 
 #: Longer than the test waits for /healthz: a worker stopped by the read can't answer in time.
 SLOW_READ_TIMEOUT_S = 30
@@ -30,48 +32,66 @@ SLOW_READ_TIMEOUT_S = 30
 HEALTHZ_WAIT_S = 5
 
 
-def _wait_until_the_read_waits_for_the_lock(postgres: PostgresServer, database: str) -> None:
-    """Return once a billing query of the service waits for a lock (pg_stat_activity says so)."""
+def _wait_until_a_query_waits_for_the_lock(
+    postgres: PostgresServer, database: str, table: str
+) -> None:
+    """Return once a query of the service on ``table`` waits for a lock (pg_stat_activity)."""
     deadline = time.monotonic() + 20
     with postgres.connect(database, autocommit=True) as watcher:
         while time.monotonic() < deadline:
             waiting = watcher.execute(
                 "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = %s AND wait_event_type = 'Lock' AND query ILIKE '%%subscriber%%'",
-                (database,),
+                "WHERE datname = %s AND wait_event_type = 'Lock' AND query ILIKE %s",
+                (database, f"%{table}%"),
             ).fetchone()[0]
             if waiting:
                 return
             time.sleep(0.05)
-    pytest.fail("the service's billing read never waited for the lock")
+    pytest.fail(f"no query of the service waited for the lock on {table}")
+
+
+#: Where a request meets PostgreSQL: the database, and the table a lock there stops it on.
+POSTGRESQL_WAITS = {
+    "billing read": ("billing_locked", "subscriber"),
+    "replay check": ("audit_locked", "replay_fingerprint"),
+    "audit commit": ("audit_locked", "audit_record"),
+}
 
 
 @pytest.mark.slow
-def test_a_billing_read_waiting_on_postgresql_stops_no_other_connection(
+@pytest.mark.parametrize("wait", POSTGRESQL_WAITS)
+def test_a_request_waiting_on_postgresql_stops_no_other_connection(
+    wait: str,
     private_postgres_server: PostgresServer,
     pki: dict[str, Path],
     portal_identity: SigningIdentity,
     trust: TrustStore,
     tmp_path: Path,
 ) -> None:
-    url = private_postgres_server.create_database("billing_locked")
-    bf.create_billing_db(url)
+    billing_url = private_postgres_server.create_database("billing_locked")
+    bf.create_billing_db(billing_url)
+    audit_url = private_postgres_server.create_database("audit_locked")
     env = fixture_service_env(
-        pki, url, tmp_path / "var", AZERSU_DB_TIMEOUT_S=str(SLOW_READ_TIMEOUT_S)
+        pki,
+        billing_url,
+        tmp_path / "var",
+        AZERSU_AUDIT_URL=audit_url,
+        AZERSU_DB_TIMEOUT_S=str(SLOW_READ_TIMEOUT_S),
     )
-    assert env["AZERSU_WORKERS"] == "1"  # the stuck read and /healthz share the one worker
+    assert env["AZERSU_WORKERS"] == "1"  # the stuck request and /healthz share the one worker
     server = ServedProcess(env, tmp_path / "serve.log")
     client = StatementClient(server.url, portal_identity, trust, timeout_s=SLOW_READ_TIMEOUT_S + 10)
+    database, table = POSTGRESQL_WAITS[wait]
     try:
         assert client.call(bf.FULL, bf.FIN).response.Status == "OK"  # connections pooled, warm
-        with private_postgres_server.connect("billing_locked") as locker:
-            locker.execute("LOCK TABLE subscriber IN ACCESS EXCLUSIVE MODE")
+        with private_postgres_server.connect(database) as locker:
+            locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
             with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
                 stuck = pool.submit(client.call, bf.FULL, bf.FIN)
-                _wait_until_the_read_waits_for_the_lock(private_postgres_server, "billing_locked")
+                _wait_until_a_query_waits_for_the_lock(private_postgres_server, database, table)
                 health = requests.get(f"{server.base_url}/healthz", timeout=HEALTHZ_WAIT_S)
                 assert health.status_code == 200
-                assert not stuck.done()  # the read still waits: the worker answered around it
+                assert not stuck.done()  # it still waits: the worker answered around it
                 locker.rollback()  # the lock goes; the stuck request completes
                 assert stuck.result(timeout=30).response.Status == "OK"
     finally:
@@ -89,3 +109,52 @@ def test_a_billing_read_waiting_on_postgresql_stops_no_other_connection(
 )
 def test_which_drivers_wait_in_c(dialect: str, driver: str, blocks: bool) -> None:
     assert driver_blocks_in_c(dialect, driver) is blocks
+
+
+def _wait_until_redis_holds_unread_bytes(port: int) -> None:
+    """Return once a connection to the stopped Redis holds bytes it hasn't read (``ss``)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listing = subprocess.run(
+            ["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        if any(int(line.split()[0]) > 0 for line in listing.splitlines()):
+            return
+        time.sleep(0.05)
+    pytest.fail("the service never sent its replay check to Redis")
+
+
+@pytest.mark.slow
+def test_a_redis_that_stops_answering_stops_no_other_connection(
+    billing_db: str,
+    pki: dict[str, Path],
+    portal_identity: SigningIdentity,
+    trust: TrustStore,
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    # Redis's own wait, longer than the test waits for /healthz (redis-py takes it from the URL)
+    replay_url = f"{redis.url}?socket_timeout={SLOW_READ_TIMEOUT_S}"
+    env = fixture_service_env(pki, billing_db, tmp_path / "var", AZERSU_REPLAY_URL=replay_url)
+    server = ServedProcess(env, tmp_path / "serve.log")
+    client = StatementClient(server.url, portal_identity, trust, timeout_s=SLOW_READ_TIMEOUT_S + 10)
+    assert redis.process is not None
+    try:
+        assert client.call(bf.FULL, bf.FIN).response.Status == "OK"  # Redis connection pooled
+        redis.process.send_signal(signal.SIGSTOP)  # connected, but never answers
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                stuck = pool.submit(client.call, bf.FULL, bf.FIN)
+                _wait_until_redis_holds_unread_bytes(redis.port)  # the replay check is sent
+                health = requests.get(f"{server.base_url}/healthz", timeout=HEALTHZ_WAIT_S)
+                assert health.status_code == 200
+                assert not stuck.done()
+                redis.process.send_signal(signal.SIGCONT)  # Redis answers: the request goes on
+                assert stuck.result(timeout=30).response.Status == "OK"
+        finally:
+            redis.process.send_signal(signal.SIGCONT)
+    finally:
+        assert server.stop() == 0, server.log_text()
+        redis.stop()
