@@ -11,7 +11,8 @@
 * SIGTERM: graceful shutdown; requests in flight finish (``graceful_timeout``).
 * Metrics: prometheus_client's multiprocess mode, in a fresh folder under
   ``var/`` that the master creates; a dead worker's gauges are dropped.
-* Logs: JSON lines on stderr (:mod:`service.json_logging`).
+* Logs: JSON lines on stderr (:mod:`service.json_logging`); the gateway
+  writes one line per request, so gunicorn writes no access line.
 * Workers: :class:`service.worker.ServiceWorker`, gunicorn's gevent worker
   with per-client limits, in every configuration.
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from service.errors import ConfigurationError
 from service.json_logging import JsonFormatter, configure_logging
@@ -64,6 +66,7 @@ class GunicornServer(BaseApplication):
             "loglevel": s.log_level.lower(),
             "proc_name": "azersu-statement",
             "logconfig_dict": _gunicorn_logging(s.log_level),
+            "logger_class": NoAccessLineLogger,
             "on_reload": self._on_reload,
             "child_exit": _child_exit,
             # gunicorn's control socket is one path per user: two services on one
@@ -125,6 +128,22 @@ def _child_exit(_arbiter: Any, worker: Any) -> None:
     from service.metrics import mark_worker_dead
 
     mark_worker_dead(worker.pid)
+
+
+class NoAccessLineLogger(GunicornLogger):
+    """gunicorn's logger without its access line.
+
+    The gateway logs every request once, with its request id and outcome
+    (:mod:`service.soap_gateway`), and the HTTP refusals before it are
+    audited (:mod:`service.worker`).  A logging configuration
+    (``logconfig_dict``) turns gunicorn's access line on, and gunicorn then
+    formats one for every request only to drop it below the level.
+    """
+
+    access_log_enabled = False
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        """Write nothing: the gateway's request line says it."""
 
 
 def _gunicorn_logging(level: str) -> dict[str, Any]:
