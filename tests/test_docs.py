@@ -47,6 +47,7 @@ from service.signing.policy import (
     WSSE_POLICY,
     Reason,
 )
+from service.signing.replay import REDIS_TIMEOUT_S
 from service.signing.trust import MIN_EC_BITS, MIN_RSA_BITS
 from service.signing.wsse import WsseVerifier
 from tests.wsse_forge import forge
@@ -311,6 +312,11 @@ def test_the_fit_to_sign_row_has_the_trust_stores_key_sizes() -> None:
     assert f"RSA of {MIN_RSA_BITS} bits" in required and f"EC of {MIN_EC_BITS}" in required
     # The trust store and the signature policy agree, as the table says.
     assert (WSSE_POLICY.min_rsa_bits, WSSE_POLICY.min_ec_bits) == (MIN_RSA_BITS, MIN_EC_BITS)
+
+
+def test_the_database_wait_row_gives_the_redis_timeout_too() -> None:
+    (required,) = [r for _, r, s in policy_rows() if s == "`AZERSU_DB_TIMEOUT_S`"]
+    assert f"a Redis replay store: {REDIS_TIMEOUT_S:g} s" in required
 
 
 def _policy_uris(source: str) -> set[str]:
