@@ -160,3 +160,15 @@ def gunicorn_server(
     server = ServedProcess(env, folder / "serve.log")
     yield server.url
     assert server.stop() == 0, server.log_text()
+
+
+@pytest.fixture(scope="module")
+def gunicorn_service(
+    billing_db: str, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedProcess]:
+    """Like :func:`gunicorn_server`, but yield the process: its URL and its log."""
+    folder = tmp_path_factory.mktemp("gunicorn")
+    env = fixture_service_env(pki, billing_db, folder / "var")
+    server = ServedProcess(env, folder / "serve.log")
+    yield server
+    assert server.stop() == 0, server.log_text()
