@@ -7,7 +7,8 @@ Commands:
   billing database;
 * ``call --url URL --code CODE --fin FIN [--lang az|en|ru] [--xml]`` -- call the
   service as the portal would (a signed request), verify the signed answer
-  strictly and print the statement;
+  strictly and print the statement; with ``--dump-request FILE``, only write
+  the signed request, for another client to post;
 * ``pki init --out var/pki`` -- create a development CA, service and portal keys;
 * ``pki fingerprint CERT`` -- print the SHA-256 fingerprint that registers a
   caller in ``AZERSU_TRUSTED_CLIENTS`` (refused for a certificate unfit to sign);

@@ -287,7 +287,7 @@ def node_soap() -> NodeSoap:
     node = require_tool("node", "nodejs")
     npm = require_tool("npm", "npm")
     installed = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"],
         cwd=NODE_INTEROP,
         capture_output=True,
         text=True,

@@ -328,7 +328,9 @@ def _signature(
         if found is None:
             raise ValueError(f"no {part.name} to sign in the request")
         if found.get(WSU_ID) is None:
-            found.set(WSU_ID, ids("id"))  # on the Body, with xmlns:wsu declared there, as WSS4J does
+            found.set(
+                WSU_ID, ids("id")
+            )  # on the Body, with xmlns:wsu declared there, as WSS4J does
         targets.append(found)
 
     signature = xmlsec.template.create(
@@ -342,9 +344,7 @@ def _signature(
         f"{{{ns.WSSE}}}BinarySecurityToken",
         {"EncodingType": ns.BASE64_BINARY, "ValueType": ns.X509V3, WSU_ID: ids("X509")},
     )
-    token.text = base64.b64encode(
-        certificate.public_bytes(serialization.Encoding.DER)
-    ).decode()
+    token.text = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
     # WSS4J's order: the token, then the Signature, then what was there (the Timestamp).
     security.insert(0, signature)
     security.insert(0, token)
@@ -404,7 +404,9 @@ def sign_as_soapui(call: SignedCall, keystore_folder: Path, password: str) -> by
         if crypto is None:
             raise ValueError(f"the Signature names keystore {entry.crypto!r}: not in the project")
         if entry.alias != crypto.default_alias:
-            raise ValueError(f"alias {entry.alias!r} is not the keystore's {crypto.default_alias!r}")
+            raise ValueError(
+                f"alias {entry.alias!r} is not the keystore's {crypto.default_alias!r}"
+            )
         keystore = (keystore_folder / crypto.source).read_bytes()
         _signature(envelope, security, entry, keystore, password.encode(), ids)
     return etree.tostring(envelope, xml_declaration=True, encoding=call.encoding)

@@ -89,11 +89,15 @@ def signature_method(request: bytes) -> str | None:
 
 
 def logged(server: ServedProcess, start: str) -> list[str]:
-    return [str(r["message"]) for r in server.log_records() if str(r.get("message")).startswith(start)]
+    return [
+        str(r["message"]) for r in server.log_records() if str(r.get("message")).startswith(start)
+    ]
 
 
 @pytest.fixture
-def verifier(gunicorn_service: ServedProcess, portal_identity, trust: TrustStore) -> StatementClient:
+def verifier(
+    gunicorn_service: ServedProcess, portal_identity, trust: TrustStore
+) -> StatementClient:
     """Our strict client, to check the answers node-soap received."""
     return StatementClient(gunicorn_service.url, portal_identity, trust)
 
@@ -127,7 +131,7 @@ def test_node_soap_defaults_get_in(
     }
 
     # What node-soap printed is what the service signed: the saved answer verifies.
-    envelope, verified = verifier.verify_response((tmp_path / "response.xml").read_bytes())
+    _envelope, verified = verifier.verify_response((tmp_path / "response.xml").read_bytes())
     assert verified is not None
     assert verified.statement_number == statement["StatementNumber"]
     signed_totals = verified.statement.find(f"{{{ns.TNS}}}Totals")
@@ -146,23 +150,46 @@ def test_node_soap_defaults_get_in(
     assert outcome[-1]["statement_number"] == verified.statement_number
 
 
-def test_node_soap_with_an_explicit_rsa_sha256_gets_in(
-    node_soap: NodeSoap, gunicorn_service: ServedProcess, pki: dict[str, Path], tmp_path: Path
+#: Options from node-soap's README that get in: (options, what each Reference then carries).
+ACCEPTED = [
+    pytest.param(
+        # node-soap then signs the Body with exclusive C14N alone.
+        {"signatureAlgorithm": ns.RSA_SHA256},
+        {"Body": (EXCLUSIVE_C14N_CHAIN, ns.SHA256), "Timestamp": (ENVELOPED_CHAIN, ns.SHA256)},
+        id="explicit-rsa-sha256",
+    ),
+    pytest.param(
+        # wsu:Id (declared on the Body) instead of a plain Id.
+        {"signerOptions": {"idMode": "wssecurity"}},
+        {"Body": (ENVELOPED_CHAIN, ns.SHA256), "Timestamp": (ENVELOPED_CHAIN, ns.SHA256)},
+        id="wssecurity-ids",
+    ),
+    pytest.param(
+        # The README's example: a ds: prefix and an Id on the Signature.
+        {"hasTimeStamp": True, "signerOptions": {"prefix": "ds", "attrs": {"Id": "Signature"}}},
+        {"Body": (ENVELOPED_CHAIN, ns.SHA256), "Timestamp": (ENVELOPED_CHAIN, ns.SHA256)},
+        id="readme-signer-options",
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "signed"), ACCEPTED)
+def test_node_soap_with_the_usual_settings_gets_in(
+    node_soap: NodeSoap,
+    gunicorn_service: ServedProcess,
+    pki: dict[str, Path],
+    tmp_path: Path,
+    options: dict[str, Any],
+    signed: dict[str, tuple[tuple[str, ...], str]],
 ) -> None:
-    # The setting node-soap's README shows; node-soap then signs the Body with
-    # exclusive C14N alone and the Timestamp as by default.
-    result = run_client(
-        node_soap, gunicorn_service, pki, tmp_path, {"signatureAlgorithm": ns.RSA_SHA256}
-    )
+    result = run_client(node_soap, gunicorn_service, pki, tmp_path, options)
     assert result.returncode == 0, result.stdout + result.stderr
     answer = json.loads(result.stdout)
     assert answer["Status"] == "OK"
     assert answer["Statement"]["Subscriber"]["LastName"] == bf.AZ_LAST
     request = (tmp_path / "request.xml").read_bytes()
-    assert references(request) == {
-        "Body": (EXCLUSIVE_C14N_CHAIN, ns.SHA256),
-        "Timestamp": (ENVELOPED_CHAIN, ns.SHA256),
-    }
+    assert signature_method(request) == ns.RSA_SHA256
+    assert references(request) == signed
 
 
 #: node-soap settings the policy refuses: (options, fault code, logged reason and detail).
@@ -210,7 +237,7 @@ def test_node_soap_settings_the_policy_refuses(
     assert f"SOAP Fault wsse:{faultcode}:" in result.stderr
     answer = (tmp_path / "response.xml").read_bytes()
     assert bf.AZ_LAST.encode() not in answer
-    envelope, statement = verifier.verify_response(answer)  # the refusal is signed too
+    _envelope, statement = verifier.verify_response(answer)  # the refusal is signed too
     assert statement is None
     assert logged(gunicorn_service, f"security fault {faultcode} {reason}"), (
         gunicorn_service.log_text()

@@ -53,7 +53,7 @@ class TimestampedBinarySignature:
         self.lifetime = dt.timedelta(seconds=lifetime_s)
 
     def apply(self, envelope: etree._Element, headers: dict) -> tuple[etree._Element, dict]:
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         get_security_header(envelope).append(
             WSU.Timestamp(
                 WSU.Created(now.strftime("%Y-%m-%dT%H:%M:%SZ")),
@@ -130,7 +130,10 @@ def main() -> int:
         print(f"SOAP Fault {fault.code}: {fault.message}", file=sys.stderr)
         return 3
     except SignatureVerificationFailed as failure:
-        print(f"the answer is NOT trusted: {str(failure) or 'its signature does not verify'}", file=sys.stderr)
+        print(
+            f"the answer is NOT trusted: {str(failure) or 'its signature does not verify'}",
+            file=sys.stderr,
+        )
         return 5
     # The WSDL declares X-Road headers on the output: zeep returns {header, body}.
     answer = getattr(answer, "body", answer)

@@ -12,7 +12,7 @@
 # Settings (environment): CODE and FIN (the subscriber code and the citizen's
 # FIN; default the demo database's 100000000 and X9SCKS7), KEY and CERT (the
 # caller's key and certificate; default the development portal's in
-# var/pki/), TRUST (the CA bundle; default var/pki/ca.pem), AZERSU_STATEMENT
+# var/pki/), TRUST (the CA bundle; default var/pki/ca.pem), STATEMENT_COMMAND
 # (the command; default .venv/bin/azersu-statement, else the one on PATH).
 #
 # The answer goes to standard output; the exit status is curl's (22 for a
@@ -26,18 +26,18 @@ fin=${FIN:-X9SCKS7}
 key=${KEY:-var/pki/portal.key}
 cert=${CERT:-var/pki/portal.pem}
 trust=${TRUST:-var/pki/ca.pem}
-if [ -z "${AZERSU_STATEMENT:-}" ]; then
+if [ -z "${STATEMENT_COMMAND:-}" ]; then
   if [ -x .venv/bin/azersu-statement ]; then
-    AZERSU_STATEMENT=.venv/bin/azersu-statement
+    STATEMENT_COMMAND=.venv/bin/azersu-statement
   else
-    AZERSU_STATEMENT=azersu-statement
+    STATEMENT_COMMAND=azersu-statement
   fi
 fi
 
 request=$(mktemp)
 trap 'rm -f "$request"' EXIT
 
-"$AZERSU_STATEMENT" call --url "$url" --code "$code" --fin "$fin" \
+"$STATEMENT_COMMAND" call --url "$url" --code "$code" --fin "$fin" \
   --key "$key" --cert "$cert" --trust "$trust" --dump-request "$request"
 
 curl --silent --show-error --fail-with-body \
