@@ -33,7 +33,7 @@ from service.pki import IssuedPair, issue
 from service.signing.trust import TrustStore
 from tests import billing_fixtures as bf
 from tests import soapui_project
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_tool
 from tests.gunicorn_process import (  # noqa: F401 (a fixture: pytest injects it by name)
     ServedProcess,
     gunicorn_service,
@@ -379,3 +379,20 @@ def test_the_soapui_project_commits_no_secret() -> None:
     assert not list((EXAMPLES / "soapui").glob("*.p12"))
     text = SOAPUI_PROJECT.read_text(encoding="utf-8")
     assert "PRIVATE KEY" not in text and "BEGIN CERTIFICATE" not in text
+
+
+# --- the tools these tests need ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)]
+)
+def test_a_missing_tool_fails_on_ci_and_is_skipped_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome) as raised:
+        require_tool("azersu-no-such-tool", "no-such-package")
+    assert "azersu-no-such-tool is not installed (Debian package no-such-package)" in str(
+        raised.value
+    )

@@ -72,7 +72,7 @@ class TimestampedBinarySignature:
             f"/{{{DS}}}SignedInfo/{{{DS}}}Reference"
         )
         signed = {reference.get("URI") for reference in references}
-        ids = [value for value in envelope.xpath("//@wsu:Id", namespaces={"wsu": WSU_NS})]
+        ids = list(envelope.xpath("//@wsu:Id", namespaces={"wsu": WSU_NS}))
         for part in (body, timestamp):
             if part is None or f"#{part.get(f'{{{WSU_NS}}}Id')}" not in signed:
                 raise SignatureVerificationFailed("the answer's Body or Timestamp is not signed")
