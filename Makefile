@@ -49,7 +49,7 @@ fuzz: install
 	$(BIN)/python bench/fuzz_verifier.py
 
 lint: install
-	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff check service tests bench examples
 	$(BIN)/mypy
 
 clean:

@@ -7,7 +7,8 @@ Commands:
   billing database;
 * ``call --url URL --code CODE --fin FIN [--lang az|en|ru] [--xml]`` -- call the
   service as the portal would (a signed request), verify the signed answer
-  strictly and print the statement;
+  strictly and print the statement; with ``--dump-request FILE``, only write
+  the signed request, for another client to post;
 * ``pki init --out var/pki`` -- create a development CA, service and portal keys;
 * ``pki fingerprint CERT`` -- print the SHA-256 fingerprint that registers a
   caller in ``AZERSU_TRUSTED_CLIENTS`` (refused for a certificate unfit to sign);
@@ -71,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
         "--trust", default="var/pki/ca.pem", help="CA bundle the service's signatures chain to"
     )
     call.add_argument("--save-statement", metavar="FILE", help="save the signed Statement")
+    call.add_argument(
+        "--dump-request",
+        metavar="FILE",
+        help="write the signed request to FILE ('-': standard output) and do NOT send it: "
+        "for posting with another client such as curl (examples/shell/). It can be posted "
+        "once (a second post is a replay) and only while its Timestamp is fresh (5 minutes); "
+        "the HTTP headers to send with it go to standard error",
+    )
     call.add_argument(
         "--signer",
         action="append",
@@ -266,6 +275,8 @@ def _call(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             service_signers=frozenset(args.signer or [DEFAULT_SERVICE_SIGNER]),
         )
+        if args.dump_request:
+            return _dump_request(client, args, xroad_blocks)
         result = client.call(args.code, args.fin, args.lang, xroad_blocks)
     except (ServiceFault, XRoadEchoMismatch) as failure:  # the answer did not verify
         code = getattr(failure, "faultcode", "XRoadEchoMismatch")
@@ -287,6 +298,32 @@ def _call(args: argparse.Namespace) -> int:
         if result.statement is not None:
             print(f"\nSigned by: {result.statement.signer.subject}")
     return 0 if result.response.Status == "OK" else 1
+
+
+def _dump_request(client: Any, args: argparse.Namespace, xroad_blocks: list[Any]) -> int:
+    """Write the signed request ``call`` would send, without sending it.
+
+    Not sent, because the copy is for another client to post: the service
+    takes a signed request once (a second post is refused as a replay) and
+    only while its Timestamp is fresh.
+    """
+    request = client.signed_request(args.code, args.fin, args.lang, xroad_blocks)
+    if args.dump_request == "-":
+        sys.stdout.buffer.write(request.body)
+        sys.stdout.buffer.flush()
+    else:
+        try:
+            with open(args.dump_request, "wb") as handle:
+                handle.write(request.body)
+        except OSError as exc:
+            print(f"azersu-statement: cannot write {args.dump_request}: {exc}", file=sys.stderr)
+            return 2
+    headers = " ".join(f"-H '{name}: {value}'" for name, value in request.headers.items())
+    print(
+        f"signed request written, not sent; post it once, within 5 minutes, with {headers}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _pki(args: argparse.Namespace) -> int:

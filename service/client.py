@@ -18,6 +18,7 @@ import requests
 from lxml import etree
 from zeep import Client, Plugin, Settings
 from zeep.transports import Transport
+from zeep.wsdl.utils import etree_to_string
 
 from service.errors import InvalidSecurity
 from service.namespaces import OPERATION
@@ -38,6 +39,14 @@ class CallResult:
     envelope: VerifiedEnvelope
     statement: VerifiedStatement | None
     xroad_echo: tuple[etree._Element, ...] = ()
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A signed request as it would be posted: the envelope's bytes and the HTTP headers."""
+
+    body: bytes
+    headers: dict[str, str]
 
 
 class XRoadEchoMismatch(Exception):
@@ -114,13 +123,7 @@ class StatementClient:
         :func:`service.xroad.build_request_headers`); the answer must echo them
         exactly, or :class:`XRoadEchoMismatch` is raised.
         """
-        kwargs: dict[str, Any] = {"SubscriberCode": code}
-        if fin is not None:
-            kwargs["CitizenFin"] = fin
-        if language:
-            kwargs["Language"] = language
-        if xroad:
-            kwargs["_soapheaders"] = [deepcopy(block) for block in xroad]
+        kwargs = _operation_arguments(code, fin, language, xroad)
         with self.zeep.settings(raw_response=True):
             http_response = getattr(self.service, OPERATION)(**kwargs)
         raw = http_response.content
@@ -135,6 +138,26 @@ class StatementClient:
         response = reply.body if hasattr(reply, "body") and hasattr(reply, "header") else reply
         return CallResult(response, raw, envelope, statement, echo)
 
+    def signed_request(
+        self,
+        code: str,
+        fin: str | None,
+        language: str | None = None,
+        xroad: Sequence[etree._Element] = (),
+    ) -> SignedRequest:
+        """Return the request :meth:`call` would send, signed now, without sending it.
+
+        For another HTTP client to post (``call --dump-request``): the same
+        envelope, signature and HTTP headers as zeep's, serialized as zeep
+        serializes it.  It can be posted once, before its Timestamp expires.
+        """
+        # zeep's own first step of a call: the envelope, with the plugins
+        # applied (the signing one last), and the HTTP headers.
+        envelope, headers = self.service._binding._create(
+            OPERATION, (), _operation_arguments(code, fin, language, xroad), client=self.zeep
+        )
+        return SignedRequest(etree_to_string(envelope), dict(headers))
+
     def verify_response(self, raw: bytes) -> tuple[VerifiedEnvelope, VerifiedStatement | None]:
         """Verify the response envelope, then the Statement inside its verified Body."""
         verified = self.envelope_verifier.verify(parse_request(raw))
@@ -143,6 +166,20 @@ class StatementClient:
             raise InvalidSecurity("more than one Statement", "structure")
         statement = self.statement_verifier.verify(statements[0]) if statements else None
         return verified, statement
+
+
+def _operation_arguments(
+    code: str, fin: str | None, language: str | None, xroad: Sequence[etree._Element]
+) -> dict[str, Any]:
+    """Return zeep's keyword arguments for GetBillingStatement."""
+    kwargs: dict[str, Any] = {"SubscriberCode": code}
+    if fin is not None:
+        kwargs["CitizenFin"] = fin
+    if language:
+        kwargs["Language"] = language
+    if xroad:
+        kwargs["_soapheaders"] = [deepcopy(block) for block in xroad]
+    return kwargs
 
 
 def pretty_xml(raw: bytes) -> str:

@@ -231,3 +231,69 @@ def _require_postgres() -> None:
     if os.environ.get("CI", "").strip().lower() == "true":
         pytest.fail(f"CI=true but PostgreSQL is not available: {reason}", pytrace=False)
     pytest.skip(f"PostgreSQL not available: {reason}")
+
+
+# --------------------------------------------------------------------------- external tools
+# Command-line tools and other SOAP stacks that interoperability tests run.
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+#: Where the tests install node-soap (package.json and package-lock.json are committed).
+NODE_INTEROP = ROOT / "tests" / "interop" / "node"
+
+
+def require_tool(command: str, debian_package: str) -> str:
+    """Return the path of ``command``: skip without it, except on CI (``CI=true``), where fail."""
+    path = shutil.which(command)
+    if path:
+        return path
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(
+            f"CI=true but {command} is not installed (Debian package {debian_package})",
+            pytrace=False,
+        )
+    pytest.skip(f"{command} is not installed (Debian package {debian_package})")
+
+
+@pytest.fixture(scope="session")
+def xmlsec1() -> str:
+    """Return the path of the xmlsec1 command-line tool."""
+    return require_tool("xmlsec1", "xmlsec1")
+
+
+@pytest.fixture(scope="session")
+def curl() -> str:
+    """Return the path of curl."""
+    return require_tool("curl", "curl")
+
+
+@dataclass(frozen=True)
+class NodeSoap:
+    """Node.js with node-soap installed: run a script with ``NODE_PATH`` set to it."""
+
+    node: str
+    node_modules: Path
+
+    def env(self) -> dict[str, str]:
+        """Return the environment that makes ``require('soap')`` find the installed copy."""
+        return {**os.environ, "NODE_PATH": str(self.node_modules)}
+
+
+@pytest.fixture(scope="session")
+def node_soap() -> NodeSoap:
+    """Install node-soap as the lock file pins it (``npm ci``) once per session."""
+    node = require_tool("node", "nodejs")
+    npm = require_tool("npm", "npm")
+    installed = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"],
+        cwd=NODE_INTEROP,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if installed.returncode != 0:
+        pytest.fail(f"npm ci in {NODE_INTEROP} failed:\n{installed.stdout}{installed.stderr}")
+    return NodeSoap(node, NODE_INTEROP / "node_modules")

@@ -151,12 +151,18 @@ class ServedProcess:
 
 
 @pytest.fixture(scope="module")
-def gunicorn_server(
+def gunicorn_service(
     billing_db: str, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """Serve the hand-made billing data with ``azersu-statement serve``; yield its /soap URL."""
+) -> Iterator[ServedProcess]:
+    """Serve the hand-made billing data with ``azersu-statement serve``; yield the process."""
     folder = tmp_path_factory.mktemp("gunicorn")
     env = fixture_service_env(pki, billing_db, folder / "var")
     server = ServedProcess(env, folder / "serve.log")
-    yield server.url
+    yield server
     assert server.stop() == 0, server.log_text()
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(gunicorn_service: ServedProcess) -> str:
+    """The /soap URL of :func:`gunicorn_service` (one server per module either way)."""
+    return gunicorn_service.url

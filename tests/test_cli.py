@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests import billing_fixtures as bf
-from tests.gunicorn_process import (  # noqa: F401 (a fixture: pytest injects it by name)
+from tests.gunicorn_process import (  # noqa: F401 (fixtures: pytest injects them by name)
     ServedProcess,
     free_port,
     gunicorn_server,
+    gunicorn_service,
     registered_portal,
 )
 
@@ -101,6 +104,74 @@ def test_call_unreachable_service(pki) -> None:
     )  # fmt: skip
     assert result.returncode == 4
     assert "cannot reach" in result.stderr
+
+
+def _request_lines(server: ServedProcess) -> list[dict]:
+    return [r for r in server.log_records() if r.get("message") == "request"]
+
+
+def _replays(server: ServedProcess) -> list[dict]:
+    refused = "security fault InvalidSecurity (replay): the message was already accepted"
+    return [r for r in server.log_records() if r.get("message") == refused]
+
+
+@pytest.mark.parametrize("destination", ["file", "-"])
+def test_call_dump_request_writes_a_signed_request_and_sends_nothing(
+    gunicorn_service: ServedProcess, pki, tmp_path: Path, destination: str
+) -> None:
+    path = tmp_path / "request.xml"
+    before = len(_request_lines(gunicorn_service))
+    replays_before = len(_replays(gunicorn_service))
+    result = run_cli(
+        "call", "--url", gunicorn_service.url, "--code", bf.FULL, "--fin", bf.FIN,
+        "--dump-request", str(path) if destination == "file" else "-",
+        *portal_args(pki),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    if destination == "file":
+        assert result.stdout == ""
+    else:
+        path.write_text(result.stdout, encoding="utf-8")
+    data = path.read_bytes()
+    assert data.startswith(b"<?xml version='1.0' encoding='utf-8'?>\n<soap-env:Envelope ")
+    assert "not sent" in result.stderr
+    headers = dict(re.findall(r"-H '([^:]+): ([^']*)'", result.stderr))
+    assert headers == {
+        "SOAPAction": '"GetBillingStatement"',
+        "Content-Type": "text/xml; charset=utf-8",
+    }
+    assert len(_request_lines(gunicorn_service)) == before  # written, not sent
+
+    # The service's own verifier, offline, would take it.
+    check = run_cli(
+        "check-request", str(path),
+        "--trust", str(pki["ca.pem"]),
+        "--trusted-clients", registered_portal(pki),
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.startswith("would be accepted: signed by CN=portal.e-gov.az")
+
+    # Posted as printed: taken once; the second post is a replay.
+    first = requests.post(gunicorn_service.url, data=data, headers=headers, timeout=10)
+    second = requests.post(gunicorn_service.url, data=data, headers=headers, timeout=10)
+    assert first.status_code == 200, first.text
+    assert f"<tns:LastName>{bf.AZ_LAST}</tns:LastName>" in first.text
+    assert second.status_code == 500
+    assert "<faultcode>wsse:InvalidSecurity</faultcode>" in second.text
+    outcomes = [line["outcome"] for line in _request_lines(gunicorn_service)[before:]]
+    assert outcomes == ["OK", "wsse:InvalidSecurity"]
+    assert len(_replays(gunicorn_service)) == replays_before + 1
+
+
+def test_call_dump_request_to_an_unwritable_file(gunicorn_server: str, pki, tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "request.xml"
+    result = run_cli(
+        "call", "--url", gunicorn_server, "--code", bf.FULL, "--fin", bf.FIN,
+        "--dump-request", str(target), *portal_args(pki),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"cannot write {target}" in result.stderr
+    assert not target.exists()
 
 
 def test_serve_with_a_missing_database_stops_with_one_line(tmp_path: Path, pki) -> None:

@@ -54,13 +54,20 @@ from tests.wsse_forge import forge
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGURATION = ROOT / "docs" / "configuration.md"
-#: Pages whose ``call`` examples are run by readers.
-EXAMPLE_PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+#: Pages whose ``call`` examples are run by readers (the integration kit's READMEs too).
+EXAMPLE_PAGES = (
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "examples").glob("**/*.md")),
+)
 
 _VARIABLE = re.compile(r"\bAZERSU_[A-Z0-9_]+")
-#: A command line (in a code block) that runs ``call``, with its continuation lines.
+#: A command line (in a code block) that runs ``call``, or an example client of examples/,
+#: with its continuation lines.
 _CALL = re.compile(
-    r"^[ \t]*(?:\S*/)?azersu-statement call\b(?P<args>(?:\\\n|[^\n])*)", re.MULTILINE
+    r"^[ \t]*(?:\S*/)?(?:azersu-statement call|node \S*client\.js|python3? \S*client\.py)\b"
+    r"(?P<args>(?:\\\n|[^\n])*)",
+    re.MULTILINE,
 )
 
 

@@ -16,7 +16,10 @@ from service.client import StatementClient
 from service.namespaces import TNS
 from service.signing.statement_signature import StatementSigner
 from tests import billing_fixtures as bf
-from tests.gunicorn_process import gunicorn_server  # noqa: F401 (a fixture: pytest injects it by name)
+from tests.gunicorn_process import (  # noqa: F401 (fixtures: pytest injects them by name)
+    gunicorn_server,
+    gunicorn_service,
+)
 
 pytestmark = pytest.mark.slow
 
