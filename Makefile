@@ -6,10 +6,12 @@ BIN := $(VENV)/bin
 DEMO_DB := var/billing-demo.sqlite
 PKI := var/pki
 # `make run` uses the development PKI it creates under var/pki (never committed);
-# the development portal is its one registered caller.
+# the development portal is its one registered caller, by fingerprint and by its
+# certificate, so that a client may name it by any key reference (examples/).
 DEV_TRUST := AZERSU_SIGN_KEY=$(PKI)/service.key AZERSU_SIGN_CERT=$(PKI)/service.pem \
 	AZERSU_TRUST_CA=$(PKI)/ca.pem \
-	AZERSU_TRUSTED_CLIENTS=$$($(BIN)/azersu-statement pki fingerprint $(PKI)/portal.pem)
+	AZERSU_TRUSTED_CLIENTS=$$($(BIN)/azersu-statement pki fingerprint $(PKI)/portal.pem) \
+	AZERSU_CLIENT_CERTS=$(PKI)/portal.pem
 
 .PHONY: install run test lint bench soak fuzz clean
 

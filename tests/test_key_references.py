@@ -67,8 +67,9 @@ def _caller(
     serial: int | None = None,
     signing: bool = True,
     is_ca: bool = False,
+    with_ski: bool = True,
 ) -> IssuedPair:
-    """Issue a caller certificate with a chosen SubjectKeyIdentifier and serial number."""
+    """Issue a caller certificate with a chosen SubjectKeyIdentifier (or none) and serial."""
     key = new_key()
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     builder = (
@@ -94,13 +95,14 @@ def _caller(
             ),
             critical=True,
         )
-        .add_extension(
+    )
+    if with_ski:
+        builder = builder.add_extension(
             x509.SubjectKeyIdentifier(ski)
             if ski is not None
             else x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
             critical=False,
         )
-    )
     return IssuedPair(key, builder.sign(ca.key, hashes.SHA256()))
 
 
@@ -109,6 +111,7 @@ class Callers:
     ca: IssuedPair
     alice: IssuedPair  # registered
     bob: IssuedPair  # registered
+    carol: IssuedPair  # registered, no SubjectKeyIdentifier extension
     stranger: IssuedPair  # issued by the CA, not registered
     ski_twins: tuple[IssuedPair, IssuedPair]  # registered, one SKI
     serial_twins: tuple[IssuedPair, IssuedPair]  # registered, one issuer and serial
@@ -118,7 +121,7 @@ class Callers:
 
     @property
     def registered(self) -> tuple[IssuedPair, ...]:
-        return (self.alice, self.bob, *self.ski_twins, *self.serial_twins)
+        return (self.alice, self.bob, self.carol, *self.ski_twins, *self.serial_twins)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +135,7 @@ def callers(pki: dict[str, Path]) -> Callers:
         ca=ca,
         alice=_caller(ca, "alice.wss4j.example"),
         bob=_caller(ca, "bob.wss4j.example"),
+        carol=_caller(ca, "carol.wss4j.example", with_ski=False),
         stranger=_caller(ca, "stranger.example"),
         ski_twins=(
             _caller(ca, "twin-ski-1", ski=b"\x01" * 20),
@@ -183,6 +187,12 @@ def x509_key_identifier(cert: x509.Certificate) -> etree._Element:
 
 def ski_key_identifier(cert: x509.Certificate) -> etree._Element:
     ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    return _key_identifier(SKI_VALUE_TYPE, ski)
+
+
+def computed_ski_key_identifier(cert: x509.Certificate) -> etree._Element:
+    """The SKI as WSS4J writes it for any certificate: SHA-1 of the key (RFC 5280 method 1)."""
+    ski = x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest  # type: ignore[arg-type]
     return _key_identifier(SKI_VALUE_TYPE, ski)
 
 
@@ -336,6 +346,13 @@ REFUSALS: dict[str, Refusal] = {
         FailedAuthentication,
         KEY_REFERENCE_UNRESOLVED,
     ),
+    "SKI computed from the key when the certificate's extension says otherwise": Refusal(
+        lambda c: signed_request(
+            c.ski_twins[0], computed_ski_key_identifier(c.ski_twins[0].certificate)
+        ),
+        FailedAuthentication,
+        KEY_REFERENCE_UNRESOLVED,
+    ),
     "SKI naming two registered certificates": Refusal(
         lambda c: signed_request(c.ski_twins[0], ski_key_identifier(c.ski_twins[0].certificate)),
         InvalidSecurity,
@@ -465,6 +482,18 @@ def test_the_app_refuses_with_the_fault_code_and_logs_the_reason(
         f"security fault {refusal.fault.faultcode} ({refusal.reason})" in record.getMessage()
         for record in caplog.records
     ), [r.getMessage() for r in caplog.records]
+
+
+def test_a_certificate_without_the_extension_is_named_by_the_ski_of_its_key(
+    callers: Callers, store: TrustStore
+) -> None:
+    """WSS4J sends the SHA-1 of the key for a certificate without SubjectKeyIdentifier."""
+    carol = callers.carol.certificate
+    with pytest.raises(x509.ExtensionNotFound):
+        carol.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    payload = signed_request(callers.carol, computed_ski_key_identifier(carol))
+    verified = WsseVerifier(store, None).verify(parse_request(payload))
+    assert verified.signer.subject == "CN=carol.wss4j.example"
 
 
 def test_a_certificate_registered_twice_by_fingerprint_and_file_is_accepted(

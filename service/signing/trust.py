@@ -300,10 +300,22 @@ class TrustStore:
 
 
 def subject_key_identifier(cert: x509.Certificate) -> bytes | None:
-    """Return the value of the certificate's SubjectKeyIdentifier extension, or None."""
+    """Return the SubjectKeyIdentifier a WS-Security KeyIdentifier names the certificate by.
+
+    The value of the certificate's extension; without the extension, the SHA-1
+    of its subjectPublicKey bits (RFC 5280 section 4.2.1.2, method 1), which is
+    what Apache WSS4J computes and sends for such a certificate.  None when
+    neither can be read.
+    """
     try:
         return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except (x509.ExtensionNotFound, ValueError):
+    except x509.ExtensionNotFound:
+        pass
+    except ValueError:
+        return None
+    try:
+        return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
+    except (ValueError, TypeError):
         return None
 
 
