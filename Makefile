@@ -37,8 +37,9 @@ run: install $(DEMO_DB) $(PKI)/ca.pem
 test: install
 	$(BIN)/python -m pytest
 
-# Load test of the production configuration (gunicorn) on 100,000 demo subscribers:
-# concurrency 1, 16 and 64, 20 s each; writes bench/results/latest.json.
+# Load test of the embedded (SQLite) and the production configuration (PostgreSQL billing
+# and audit, Redis replay, started by the bench) on 100,000 demo subscribers: concurrency
+# 1, 16 and 64, 20 s each; writes bench/results/latest.json with both.
 bench: install
 	$(BIN)/python bench/load.py
 
