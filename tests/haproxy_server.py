@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -119,6 +120,25 @@ class HaproxyProcess:
                 return time.monotonic() - started
             time.sleep(0.05)
         pytest.fail(f"HAProxy's hosts are {states}, not {dict(wanted)} after {timeout_s} s")
+
+    def admin(self, command: str) -> str:
+        """Send a command to the runtime API (AZERSU_HAPROXY_ADMIN_SOCKET); return the reply."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(self.env["AZERSU_HAPROXY_ADMIN_SOCKET"])
+            sock.sendall(command.encode() + b"\n")
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+        return reply.decode()
+
+    def server_sessions(self, server: str) -> int:
+        """Return the requests HAProxy has at a host right now (its current sessions)."""
+        text = requests.get(self.stats_url, timeout=5).text
+        for row in csv.DictReader(io.StringIO(text.lstrip("# "))):
+            if row["pxname"] == BACKEND and row["svname"] == server:
+                return int(row["scur"] or 0)
+        raise KeyError(server)
 
     def log_text(self) -> str:
         if not self._log.closed:

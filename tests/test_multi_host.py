@@ -48,7 +48,7 @@ from service.signing.wsse import WsseSigner, WsseVerifier
 from service.xroad import build_request_headers
 from tests import billing_fixtures as bf
 from tests.gunicorn_process import ServedProcess, fixture_service_env, free_port
-from tests.haproxy_server import HAPROXY_CFG, HaproxyProcess, haproxy_environment
+from tests.haproxy_server import BACKEND, HAPROXY_CFG, HaproxyProcess, haproxy_environment
 from tests.postgres_server import PostgresServer
 from tests.redis_server import RedisServer
 
@@ -162,6 +162,7 @@ def cluster(
             "AZERSU_SOAP_BIND": f"127.0.0.1:{free_port()}",
             "AZERSU_VERIFY_BIND": f"127.0.0.1:{free_port()}",
             "AZERSU_HAPROXY_STATS_BIND": f"127.0.0.1:{free_port()}",
+            "AZERSU_HAPROXY_ADMIN_SOCKET": str(folder / "haproxy-admin.sock"),
         }
         haproxy = HaproxyProcess(
             haproxy_environment([f"127.0.0.1:{h.port}" for h in hosts], **binds),
@@ -647,6 +648,66 @@ def test_kill_9_of_a_host_mid_load(
             "restart_to_up_in_haproxy_s": round(up_after, 2),
             "check": {"inter_s": INTER_S, "fall": FALL, "rise": RISE},
             "answers_by_the_restarted_host_through_haproxy": len(rejoined_lines),
+        },
+    )
+
+
+def test_a_drained_host_stops_without_losing_a_request(
+    cluster: Cluster, signer: WsseSigner, response_verifier: WsseVerifier
+) -> None:
+    """The procedure of docs/operations.md: drain the host in HAProxy, stop it, bring it back."""
+    cluster.wait_all("UP")
+    index = 2
+    host, name = cluster.hosts[index], HOSTS[index]
+    load = Load(
+        cluster.haproxy.soap_url,
+        lambda message_id: signed_request(signer, message_id),
+        CONCURRENCY,
+        LOAD_MESSAGES,
+    )
+    load.start()
+    try:
+        _wait_until(lambda: load.answered >= 200, 120, "200 answers")
+        drained_at = time.monotonic()
+        assert cluster.haproxy.admin(f"set server {BACKEND}/{name} state drain").strip() == ""
+        _wait_until(lambda: cluster.haproxy.server_sessions(name) == 0, 30, f"{name} idle")
+        idle_after = time.monotonic() - drained_at
+        host.signal(signal.SIGTERM)
+        assert host.stop() == 0, host.log_text()[-3000:]  # a graceful stop
+        stopped_after = time.monotonic() - drained_at
+        answered = load.answered
+        _wait_until(lambda: load.answered >= answered + 100, 120, "100 answers by two hosts")
+        restarted_at = time.monotonic()
+        host = cluster.hosts[index] = cluster.start_host(index, port=host.port)
+        assert cluster.haproxy.admin(f"set server {BACKEND}/{name} state ready").strip() == ""
+        cluster.haproxy.wait_for_states({name: "UP"}, 30)
+        _wait_until(
+            lambda: (
+                len([r for r in logged(host, "request") if r["outcome"] == "OK"])
+                >= REJOINED_ANSWERS
+            ),
+            60,
+            f"{REJOINED_ANSWERS} answers of the restarted host",
+        )
+    finally:
+        load.stop()
+    assert not load.exhausted
+    failed = [s for s in load.sent if s.status != 200]
+    assert failed == [], failed[:5]
+    for sent in load.sent:
+        response_verifier.verify(etree.fromstring(sent.content))
+        statement_number(sent.content)
+    # From the drain on, HAProxy sent the host nothing new until it was back.
+    lines = {r["request_id"]: r for r in cluster.haproxy.log_records()}
+    between = [s for s in load.sent if drained_at < s.started and s.ended < restarted_at]
+    assert between and not [s for s in between if lines[s.message_id]["server"] == name]
+    record_figures(
+        "drain",
+        {
+            "requests": len(load.sent),
+            "errors": len(failed),
+            "drain_to_idle_s": round(idle_after, 2),
+            "drain_to_stopped_s": round(stopped_after, 2),
         },
     )
 
