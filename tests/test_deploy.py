@@ -71,10 +71,10 @@ def _require(program: str, why: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def containerfile() -> DockerfileParser:
-    parser = DockerfileParser(fileobj=CONTAINERFILE.open("rb"))
-    parser.content  # noqa: B018 (read it now: the file object is closed below)
-    return parser
+def containerfile() -> Iterator[DockerfileParser]:
+    """Return the Containerfile as its builders read it (parsed from the file, never written)."""
+    with CONTAINERFILE.open("rb") as handle:
+        yield DockerfileParser(fileobj=handle)
 
 
 def _stages(parser: DockerfileParser) -> list[list[dict[str, Any]]]:
@@ -231,14 +231,14 @@ def _serve_read_only(folder: Path, env: dict[str, str], port: int, writable: lis
     script += f"mount -t tmpfs -o size=64m,mode=1777 tmpfs {shlex.quote(str(scratch))}\n"
     script += "mount -o remount,bind,ro /\n"
     script += f"exec {shlex.quote(sys.executable)} -m service serve --port {port}\n"
-    log = (folder / "serve.log").open("wb")
-    return subprocess.Popen(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-        env={**env, "TMPDIR": str(scratch)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    with (folder / "serve.log").open("wb") as log:
+        return subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            env={**env, "TMPDIR": str(scratch)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def _wait_for(url: str, process: Any, timeout_s: float = 40) -> requests.Response | None:
