@@ -215,6 +215,17 @@ def private_postgres_server() -> Iterator[PostgresServer]:
         server.cleanup()
 
 
+@pytest.fixture(scope="module")
+def module_postgres_server() -> Iterator[PostgresServer]:
+    """Start a PostgreSQL server for one test module (whose tests may stop it); always removed."""
+    _require_postgres()
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture(scope="session")
 def pg_billing_url(postgres_server: PostgresServer) -> str:
     """Return the URL of a PostgreSQL database holding the hand-made billing rows."""

@@ -74,13 +74,15 @@ class ServedProcess:
         scheme: str = "http",
         client_cert: tuple[str, str] | None = None,
         shell_command: str | None = None,
+        port: int | None = None,
     ) -> None:
         """Start the server; with ``scheme="https"``, ``client_cert`` opens the TLS door.
 
         ``shell_command`` is an ``sh`` command line that execs ``serve`` (it is
-        given ``--port``), such as the one ``make run`` runs.
+        given ``--port``), such as the one ``make run`` runs.  ``port`` is a
+        port to serve on (default: a free one), such as a stopped server's.
         """
-        self.port = free_port()
+        self.port = port or free_port()
         self.scheme = scheme
         self.ca = env.get("AZERSU_TLS_CLIENT_CA")
         self.client_cert = client_cert
