@@ -736,8 +736,8 @@ def test_the_cxf_inbound_properties_are_enforced(
     ]
 
 
-#: Outbound properties the example sets and the service needs: left out, WSS4J 1.6 uses its own
-#: default, which the policy refuses -- (the property, the fault code, the logged reason and detail).
+#: Outbound properties the example sets and the service needs: left out, WSS4J 1.6 uses its
+#: own default, which the policy refuses -- (property, fault code, logged reason and detail).
 WSS4J_DEFAULTS_REFUSED = [
     pytest.param(
         "signatureAlgorithm", "UnsupportedAlgorithm",
