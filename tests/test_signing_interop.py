@@ -34,7 +34,7 @@ from signxml import SignatureConfiguration, XMLSigner, XMLVerifier, methods
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidSignature
 from zeep import Client
-from zeep.wsse.signature import BinarySignature
+from zeep.wsse.signature import BinarySignature, Signature
 from zeep.wsse.utils import WSU, get_security_header
 
 from service import namespaces as ns
@@ -486,9 +486,14 @@ class TimestampAdder:
 
 
 def zeep_client(
-    url: str, pki: dict[str, Path], *, timestamp: bool, **signature: object
+    url: str,
+    pki: dict[str, Path],
+    *,
+    timestamp: bool,
+    kind: type[Signature] = BinarySignature,
+    **signature: object,
 ) -> tuple[Client, Any]:
-    """Return a plain zeep client that signs with zeep's own BinarySignature.
+    """Return a plain zeep client that signs with zeep's own BinarySignature (or ``kind``).
 
     The responses are never handed to zeep's ``wsse.verify``: every call uses
     ``raw_response=True`` and the raw bytes are verified by
@@ -499,7 +504,7 @@ def zeep_client(
     which has no ``verify``.
     """
     steps: list[object] = [TimestampAdder()] if timestamp else []
-    steps.append(BinarySignature(str(pki["portal.key"]), str(pki["portal.pem"]), **signature))
+    steps.append(kind(str(pki["portal.key"]), str(pki["portal.pem"]), **signature))
     client = Client(url + "?wsdl", wsse=steps)
     # Post to the server under test, not to the address its WSDL publishes.
     (binding,) = client.wsdl.bindings
@@ -562,6 +567,12 @@ ZEEP_REFUSALS = [
         False, SHA256, "InvalidSecurity",
         "(structure): expected exactly one wsu:Timestamp, found 0",
         id="no-timestamp",
+    ),
+    # zeep's Signature, not BinarySignature: IssuerSerial and the certificate in one X509Data.
+    pytest.param(
+        True, {**SHA256, "kind": Signature}, "InvalidSecurity",
+        "(token): X509Data must hold one X509IssuerSerial",
+        id="zeep-signature-not-binary",
     ),
 ]  # fmt: skip
 
