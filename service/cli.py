@@ -15,8 +15,9 @@ Commands:
 * ``verify FILE [--trust CA.pem] [--digest D]`` -- check a saved statement offline
   (and, with ``--digest``, a printed copy against it);
 * ``check-request FILE [--trust CA.pem] [--client-certs PEM] [--trusted-clients FP,...]``
-  -- check a captured SOAP request with the service's own verifier, offline
-  (no replay check), and print why the service would refuse it;
+  -- check a captured SOAP request with the service's own WS-Security check
+  (the verifier, and the rule that X-Road headers be signed), offline (no
+  replay check), and print why the service would refuse it;
 * ``render FILE --format html|pdf -o OUT [--lang az|en|ru]`` -- the printable
   statement (arayış), verified first; see :mod:`service.render_command`.
 
@@ -129,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
         "check-request",
         help="would the service accept this captured request? (offline, no replay check)",
         description="Check a captured SOAP request (the envelope, as sent) with the service's "
-        "WS-Security verifier: print 'would be accepted' (exit 0) or the fault code, reason "
+        "WS-Security verifier and its rule that X-Road headers be signed: print "
+        "'would be accepted' (exit 0) or the fault code, reason "
         "and detail the service's log would give (exit 1).  Offline, so the replay check is "
         "not made; the Timestamp is checked against the current time.",
     )
@@ -419,7 +421,11 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _check_request(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the service's WS-Security verifier on a captured request, without a replay cache."""
+    """Judge a captured request as the gateway does, without a replay cache.
+
+    The gateway's own check runs: the WS-Security verifier, then the rule that
+    every X-Road header block be signed (:func:`service.soap_gateway.verify_signed_request`).
+    """
     from pathlib import Path
 
     from service.errors import SecurityFault, ServiceFault
@@ -431,6 +437,7 @@ def _check_request(settings: Settings, args: argparse.Namespace) -> int:
     )
     from service.signing.trust import TrustStore
     from service.signing.wsse import WsseVerifier
+    from service.soap_gateway import verify_signed_request
 
     trust_path = args.trust or settings.trust_ca or "var/pki/ca.pem"
     fingerprints = args.trusted_clients
@@ -463,7 +470,7 @@ def _check_request(settings: Settings, args: argparse.Namespace) -> int:
         max_age_s=settings.wsse_max_age_s,
     )
     try:
-        verified = verifier.verify(parse_request(raw))
+        verified = verify_signed_request(verifier, parse_request(raw))
     except ServiceFault as fault:
         # As the service logs it: the fault code, the typed reason and the detail.
         reason = fault.reason if isinstance(fault, SecurityFault) else "-"

@@ -14,6 +14,10 @@ policy's values (``Settings``, ``VerificationPolicy``, gunicorn's limits), every
 faultcode the service can send, every reason a WS-Security refusal can carry
 with its faultcode, every business Status, and the ``check-request`` output
 it shows.
+
+A relative link of the README, of ``docs/`` or of the integration kit's
+READMEs must lead to a file or folder that a clean clone has (and a link to a
+heading, to that heading): the pages send integrators to ``examples/``.
 """
 
 from __future__ import annotations
@@ -607,3 +611,77 @@ def test_the_integration_pages_anchors_exist() -> None:
         target = (ROOT / "docs" / page) if page else INTEGRATION
         headings = re.findall(r"^#{1,6} (.+)$", target.read_text(encoding="utf-8"), re.MULTILINE)
         assert anchor in {_slug(h) for h in headings}, f"{page or 'integration.md'}#{anchor}"
+
+
+# --- relative links ------------------------------------------------------------------------------
+
+#: Pages whose relative links must lead somewhere in the repository.
+LINKED_PAGES = (
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "examples").glob("**/*.md")),
+)
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+
+
+def relative_links(page: Path) -> list[tuple[str, Path, str]]:
+    """Return (link, target path, anchor) of each relative link of a page, code blocks left out."""
+    text = _FENCE.sub("", page.read_text(encoding="utf-8"))
+    found = []
+    for link in _LINK.findall(text):
+        if re.match(r"[a-z][a-z0-9+.-]*:", link) or link.startswith("#"):
+            continue  # a URL, or an anchor of the page itself (checked above for integration.md)
+        path, _, anchor = link.partition("#")
+        found.append((link, (page.parent / path).resolve(), anchor))
+    return found
+
+
+def tracked_files() -> set[Path] | None:
+    """Return the files git tracks, or None outside a git checkout (a source archive)."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {(ROOT / name).resolve() for name in listed.decode().split("\0") if name}
+
+
+def test_the_link_reader_finds_relative_links_only(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[a](../x/README.md) [b](#here) [c](https://example.org/a) ![d](img.png) "
+        "[e](other.md#part)\n```sh\n[f](in-code.md)\n```\n",
+        encoding="utf-8",
+    )
+    assert [(link, anchor) for link, _, anchor in relative_links(page)] == [
+        ("../x/README.md", ""),
+        ("img.png", ""),
+        ("other.md#part", "part"),
+    ]
+    assert relative_links(page)[0][1] == (tmp_path.parent / "x" / "README.md").resolve()
+
+
+@pytest.mark.parametrize("page", LINKED_PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_relative_links_lead_to_files_of_the_repository(page: Path) -> None:
+    """A link to a file or folder that is not in a clean clone, or to a missing heading, fails."""
+    tracked = tracked_files()
+    for link, target, anchor in relative_links(page):
+        assert target.is_relative_to(ROOT), f"{link}: outside the repository"
+        assert target.exists(), f"{link}: no such file or folder"
+        if tracked is not None:
+            in_git = target in tracked or any(f.is_relative_to(target) for f in tracked)
+            assert in_git, f"{link}: not tracked by git (not in a clean clone)"
+        if anchor and target.suffix == ".md":
+            headings = re.findall(r"^#{1,6} (.+)$", target.read_text(encoding="utf-8"), re.M)
+            assert anchor in {_slug(h) for h in headings}, f"{link}: no such heading"
+
+
+def test_the_integration_page_links_the_kit_and_the_readme_links_the_docs() -> None:
+    """The pages this check is for have links for it to check."""
+    linked = {target for _, target, _ in relative_links(INTEGRATION)}
+    for folder in ("java", "node", "python", "shell", "soapui"):
+        assert (ROOT / "examples" / folder / "README.md").resolve() in linked, folder
+    readme = {target for _, target, _ in relative_links(ROOT / "README.md")}
+    assert INTEGRATION.resolve() in readme

@@ -10,6 +10,9 @@ certificate is unfit.  The requests are signed with python-xmlsec
 (tests/wsse_forge.py) and their KeyInfo then written in the form under test
 (KeyInfo is not covered by the signature); some are signed by signxml with
 the reference as its KeyInfo.
+
+``check-request`` gives the service's verdict offline, the gateway's rule that
+X-Road headers be signed included: the same request is judged both ways.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ from service.signing.wsse import (
     WsseVerifier,
 )
 from tests import billing_fixtures as bf
+from tests.test_app import envelope, request_body
+from tests.test_xroad import with_headers, xroad_headers
 from tests.wsse_forge import SOAP, forge, q
 
 HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"GetBillingStatement"'}
@@ -711,3 +716,97 @@ def test_check_request_refuses_an_unfit_registered_certificate(
     assert main([*argv, "--client-certs", str(bundle)]) == 2
     err = capsys.readouterr().err
     assert "AZERSU_CLIENT_CERTS" in err and "CN=encipher-only.example" in err
+
+
+# --- check-request and the X-Road headers -------------------------------------------------------
+
+WSA = "http://www.w3.org/2005/08/addressing"
+
+
+def _xroad_request(sign: Callable[[bytes], bytes], signed: int, added: int) -> bytes:
+    """A request whose first ``signed`` X-Road headers are signed; the next ``added`` aren't.
+
+    The unsigned ones are put into the Header after signing, as a proxy or a
+    handler that runs after the WS-Security step would.
+    """
+    blocks = xroad_headers()
+    root = etree.fromstring(sign(with_headers(request_body(), blocks[:signed])))
+    header = root.find(q(SOAP, "Header"))
+    assert header is not None
+    for position, block in enumerate(blocks[signed : signed + added], start=signed):
+        header.insert(position, block)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _with_unsigned_addressing(sign: Callable[[bytes], bytes]) -> bytes:
+    """A request with a WS-Addressing header added after signing: not an X-Road header."""
+    root = etree.fromstring(sign(envelope(request_body())))
+    header = root.find(q(SOAP, "Header"))
+    assert header is not None
+    message_id = etree.SubElement(header, q(WSA, "MessageID"), nsmap={"wsa": WSA})
+    message_id.text = "urn:uuid:0b8e4f7c-3c2d-4f51-9d0e-2f6a1c9e7b21"
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+XROAD_UNSIGNED = "InvalidSecurity (xroad_unsigned): an X-Road header is not signed"
+ALL_XROAD = len(xroad_headers())
+
+
+@pytest.mark.parametrize(
+    ("build", "refusal"),
+    [
+        pytest.param(lambda sign: sign(envelope(request_body())), None, id="no X-Road headers"),
+        pytest.param(lambda sign: _xroad_request(sign, ALL_XROAD, 0), None,
+                     id="every X-Road header signed"),
+        pytest.param(_with_unsigned_addressing, None, id="an unsigned header of another kind"),
+        pytest.param(lambda sign: _xroad_request(sign, 0, ALL_XROAD), XROAD_UNSIGNED,
+                     id="X-Road headers added after signing"),
+        pytest.param(lambda sign: _xroad_request(sign, ALL_XROAD - 1, 1), XROAD_UNSIGNED,
+                     id="the last X-Road header added after signing"),
+    ],
+)  # fmt: skip
+def test_check_request_judges_x_road_headers_as_the_service_does(
+    build: Callable[[Callable[[bytes], bytes]], bytes],
+    refusal: str | None,
+    sign: Callable[[bytes], bytes],
+    base_settings: Settings,
+    portal_identity,
+    portal_fingerprint: str,
+    pki: dict[str, Path],
+    tmp_path: Path,
+    clean_environment: None,
+    serve_app,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same request, judged offline by check-request and by the service: one verdict.
+
+    The rule that X-Road headers be signed is the gateway's, not the
+    verifier's; check-request makes it through the gateway's own function, and
+    prints the refusal as the service logs it.
+    """
+    payload = build(sign)
+    captured = tmp_path / "request.xml"
+    captured.write_bytes(payload)
+    argv = ["check-request", str(captured), "--trust", str(pki["ca.pem"])]
+    status = main([*argv, "--trusted-clients", portal_fingerprint])
+    verdict = capsys.readouterr().out.splitlines()[0]
+
+    server = serve_app(create_app(base_settings))
+    with caplog.at_level(logging.WARNING, logger="service.gateway"):
+        response = requests.post(server.url, data=payload, headers=HEADERS, timeout=10)
+    logged = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("security fault ")
+    ]
+    root = etree.fromstring(response.content)
+    if refusal is None:
+        signer = portal_identity.certificate.subject.rfc4514_string()
+        assert (status, verdict) == (0, f"would be accepted: signed by {signer}")
+        assert response.status_code == 200, response.text
+        assert root.findtext(f".//{{{ns.TNS}}}Status") == "OK"
+        assert logged == []
+    else:
+        assert (status, verdict) == (1, f"would be refused: {refusal}")
+        assert response.status_code == 500
+        assert root.findtext(f".//{q(SOAP, 'Fault')}/faultcode") == "wsse:InvalidSecurity"
+        assert logged == [f"security fault {refusal}"]

@@ -7,8 +7,10 @@
 * Statements signed by ``xmlsec1`` and by signxml (the enveloped-signature
   transform, then exclusive C14N, with or without a PrefixList) verify with
   our StatementVerifier, and a tampered copy fails on its digest.
-* A request signed by zeep's own ``BinarySignature`` is accepted by the
-  service, and the answer verifies with our strict client.
+* A request signed by zeep's own ``BinarySignature`` (RSA-SHA256, SHA-256,
+  a Timestamp added first) is accepted by the service, and the answer
+  verifies with our strict client; zeep's default algorithms and a request
+  without a Timestamp are refused, each for its reason in the log.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import logging
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,7 @@ from signxml import SignatureConfiguration, XMLSigner, XMLVerifier, methods
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidSignature
 from zeep import Client
-from zeep.wsse.signature import BinarySignature
+from zeep.wsse.signature import BinarySignature, Signature
 from zeep.wsse.utils import WSU, get_security_header
 
 from service import namespaces as ns
@@ -483,9 +486,14 @@ class TimestampAdder:
 
 
 def zeep_client(
-    url: str, pki: dict[str, Path], *, timestamp: bool, **signature: object
+    url: str,
+    pki: dict[str, Path],
+    *,
+    timestamp: bool,
+    kind: type[Signature] = BinarySignature,
+    **signature: object,
 ) -> tuple[Client, Any]:
-    """Return a plain zeep client that signs with zeep's own BinarySignature.
+    """Return a plain zeep client that signs with zeep's own BinarySignature (or ``kind``).
 
     The responses are never handed to zeep's ``wsse.verify``: every call uses
     ``raw_response=True`` and the raw bytes are verified by
@@ -496,7 +504,7 @@ def zeep_client(
     which has no ``verify``.
     """
     steps: list[object] = [TimestampAdder()] if timestamp else []
-    steps.append(BinarySignature(str(pki["portal.key"]), str(pki["portal.pem"]), **signature))
+    steps.append(kind(str(pki["portal.key"]), str(pki["portal.pem"]), **signature))
     client = Client(url + "?wsdl", wsse=steps)
     # Post to the server under test, not to the address its WSDL publishes.
     (binding,) = client.wsdl.bindings
@@ -509,6 +517,8 @@ def call_raw(zeep: tuple[Client, Any]) -> requests.Response:
         return getattr(service, OPERATION)(SubscriberCode=bf.FULL, CitizenFin=bf.FIN)
 
 
+RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
 SHA256 = {
     "signature_method": xmlsec.Transform.RSA_SHA256,
     "digest_method": xmlsec.Transform.SHA256,
@@ -538,26 +548,52 @@ def fault_code(http: requests.Response) -> str:
     return code.rpartition(":")[2]
 
 
+#: zeep settings the policy refuses: (a Timestamp added, BinarySignature's options, the fault
+#: code, the logged reason and detail).
 ZEEP_REFUSALS = [
-    # zeep's defaults are RSA-SHA1 and SHA-1: refused as algorithms.
-    pytest.param(True, {}, "UnsupportedAlgorithm", id="zeep-defaults-sha1"),
-    # Without a Timestamp nothing bounds the message's age.
-    pytest.param(False, SHA256, "InvalidSecurity", id="no-timestamp"),
-]
+    # zeep's defaults are RSA-SHA1 and SHA-1: the SignatureMethod is checked first.
+    pytest.param(
+        True, {}, "UnsupportedAlgorithm",
+        f"(signature_method): signature method '{RSA_SHA1}' is not allowed",
+        id="zeep-defaults",
+    ),
+    pytest.param(
+        True, {"signature_method": xmlsec.Transform.RSA_SHA256}, "UnsupportedAlgorithm",
+        f"(digest_method): digest method '{SHA1}' is not allowed",
+        id="zeep-default-digest",
+    ),
+    # BinarySignature adds no Timestamp: without one nothing bounds the message's age.
+    pytest.param(
+        False, SHA256, "InvalidSecurity",
+        "(structure): expected exactly one wsu:Timestamp, found 0",
+        id="no-timestamp",
+    ),
+    # zeep's Signature, not BinarySignature: IssuerSerial and the certificate in one X509Data.
+    pytest.param(
+        True, {**SHA256, "kind": Signature}, "InvalidSecurity",
+        "(token): X509Data must hold one X509IssuerSerial",
+        id="zeep-signature-not-binary",
+    ),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("timestamp", "signature", "faultcode"), ZEEP_REFUSALS)
+@pytest.mark.parametrize(("timestamp", "signature", "faultcode", "reason"), ZEEP_REFUSALS)
 def test_zeep_requests_the_service_refuses(
     live_server,
     portal: StatementClient,
     pki: dict[str, Path],
+    caplog: pytest.LogCaptureFixture,
     timestamp: bool,
     signature: dict[str, object],
     faultcode: str,
+    reason: str,
 ) -> None:
-    http = call_raw(zeep_client(live_server.url, pki, timestamp=timestamp, **signature))
+    with caplog.at_level(logging.WARNING, logger="service.gateway"):
+        http = call_raw(zeep_client(live_server.url, pki, timestamp=timestamp, **signature))
     assert http.status_code == 500
     assert fault_code(http) == faultcode
+    logged = [m for m in caplog.messages if m.startswith("security fault ")]
+    assert logged == [f"security fault {faultcode} {reason}"]
     assert bf.AZ_LAST.encode() not in http.content
     # Even the refusal is signed by the service.
     envelope, statement = portal.verify_response(http.content)

@@ -7,7 +7,9 @@ or through WSS4J directly.  The client of ``examples/java`` (Debian's
 WSS4J offers, posts the request itself, and verifies our signed answer -- a
 statement or a Fault -- with WSS4J's ``WSSecurityEngine``.  The same exchange
 is run once more configured by the Apache CXF interceptor properties of the
-example, through WSS4J's ``WSHandler``, which CXF's interceptors delegate to.
+example, through WSS4J's ``WSHandler``, which CXF's interceptors delegate to;
+with one of those properties left out, WSS4J's own default (RSA-SHA1, SHA-1
+digests, the Body alone signed) is refused for its reason.
 The Java verifier is shown to refuse what it must (a tampered answer, another
 signer, an unknown CA, algorithms the properties don't allow), so that its
 "verified" means something.
@@ -732,6 +734,70 @@ def test_the_cxf_inbound_properties_are_enforced(
         "HTTP 200",
         f"NOT VERIFIED: org.apache.ws.security.WSSecurityException: {message}",
     ]
+
+
+#: Outbound properties the example sets and the service needs: left out, WSS4J 1.6 uses its
+#: own default, which the policy refuses -- (property, fault code, logged reason and detail).
+WSS4J_DEFAULTS_REFUSED = [
+    pytest.param(
+        "signatureAlgorithm", "UnsupportedAlgorithm",
+        "(signature_method): signature method 'http://www.w3.org/2000/09/xmldsig#rsa-sha1' "
+        "is not allowed",
+        id="default-rsa-sha1",
+    ),
+    pytest.param(
+        "signatureDigestAlgorithm", "UnsupportedAlgorithm",
+        "(digest_method): digest method 'http://www.w3.org/2000/09/xmldsig#sha1' is not allowed",
+        id="default-sha1-digests",
+    ),
+    pytest.param(
+        "signatureParts", "InvalidSecurity",
+        f"(required_reference): {TIMESTAMP} is not signed",
+        id="default-body-only",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("setting", "faultcode", "reason"), WSS4J_DEFAULTS_REFUSED)
+def test_wss4j_s_own_defaults_are_refused_for_their_reason(
+    setting: str,
+    faultcode: str,
+    reason: str,
+    java: Java,
+    registered_server: Server,
+    pki: dict[str, Path],
+    clean_environment: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without the property, WSS4J signs with its 1.6 default; the service says which rule it broke.
+
+    So the settings docs/integration.md lists for WSS4J are needed, each for the reason it names,
+    and check-request gives the service's reason for the request WSS4J saved.
+    """
+    properties = (EXAMPLE / "cxf-wss4j-out.properties").read_text()
+    changed, count = re.subn(rf"(?m)^{setting}=.*\n", "", properties)
+    assert count == 1
+    out = java.saved(f"cxf-out-without-{setting}.properties")
+    out.write_text(changed)
+    request_file = java.saved(f"cxf-without-{setting}-request.xml")
+    before = len(registered_server.process.log_records())
+    run = java.cxf(
+        registered_server.url, "--code", bf.FULL, "--fin", bf.FIN, "--out", str(out),
+        "--save-request", str(request_file),
+    )  # fmt: skip
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert run.values("answer")[0] == "HTTP 500"
+    check_verified_by_wss4j(run, _certificate(pki["service.pem"]))  # the Fault is signed
+    assert run.value("Fault") == f"{{{WSSE}}}{faultcode}"
+
+    records = _new_records(registered_server, before)
+    expected = f"security fault {faultcode} {reason}"
+    logged = [r["message"] for r in records if r.get("message", "").startswith("security fault")]
+    assert logged == [expected], logged
+
+    argv = ["check-request", str(request_file), "--trust", str(pki["ca.pem"])]
+    assert main([*argv, "--client-certs", str(pki["portal.pem"])]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == f"would be refused: {faultcode} {reason}"
 
 
 def read_properties(path: Path) -> dict[str, str]:
