@@ -70,6 +70,7 @@ def reaches(start: str) -> set[str]:
         (
             "service.handlers",
             {"service.handlers", "service.billing", "service.wsdl", "service.audit",
+             "service.registry",
              "service.identifiers", "service.statement", "service.status_messages",
              "service.xroad"},
         ),
