@@ -344,8 +344,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from service.errors import AzersuError
-    from service.signing.hardened_xml import parse_request
-    from service.signing.statement_signature import StatementVerifier
+    from service.signing.statement_signature import StatementVerifier, verify_saved_statement
     from service.signing.trust import TrustStore
     from service.statement_text import format_statement, statement_view
 
@@ -359,7 +358,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     try:
         signers = frozenset(args.signer or [DEFAULT_SERVICE_SIGNER])
-        verified = StatementVerifier(trust, signers).verify(parse_request(raw))
+        verified = verify_saved_statement(raw, StatementVerifier(trust, signers))
     except AzersuError as failure:
         print(f"NOT VERIFIED / TƏSDİQLƏNMƏYİB: {failure}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ from lxml import etree
 
 from service.errors import InvalidSecurity
 from service.namespaces import TNS
+from service.signing.hardened_xml import parse_request
 from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.policy import STATEMENT_POLICY, STATEMENT_TAG, Reason, VerificationPolicy
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore, check_signer_name
@@ -38,6 +39,7 @@ __all__ = [
     "StatementVerifier",
     "VerifiedStatement",
     "signature_value_sha256",
+    "verify_saved_statement",
 ]
 
 
@@ -149,3 +151,15 @@ class StatementVerifier:
             certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)
         )
         return VerifiedStatement(statement, signer, signature_value_sha256(signature))
+
+
+def verify_saved_statement(raw: bytes, verifier: StatementVerifier) -> VerifiedStatement:
+    """Check a Statement saved as a file of its own: the one check of ``verify`` and the web.
+
+    The bytes go through the hardened parser (no DTD, entities, comments or
+    processing instructions), then :meth:`StatementVerifier.verify` checks the
+    signature, the signer's trust and its name.  Raises
+    :class:`service.errors.AzersuError` (a security fault, or the parser's
+    refusal) with the reason.
+    """
+    return verifier.verify(parse_request(raw))
