@@ -242,3 +242,30 @@ class StatementRegistry:
 
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(self.table)).scalar_one())
+
+
+def format_row(row: IssuedStatement) -> str:
+    """Return a row as aligned text for an operator (the code unmasked: the operator's own data)."""
+    from zoneinfo import ZoneInfo
+
+    baku = ZoneInfo("Asia/Baku")
+    months = f"{row.period_from} .. {row.period_to}" if row.period_from else "-"
+    status = "VALID"
+    if row.revoked_at is not None:
+        revoked = row.revoked_at.astimezone(baku)
+        status = f"REVOKED at {revoked:%Y-%m-%d %H:%M:%S %z}: {row.revocation_reason}"
+    lines = [
+        ("Statement", row.statement_number),
+        ("Status", status),
+        ("Issued at", f"{row.issued_at.astimezone(baku):%Y-%m-%d %H:%M:%S %z}"),
+        ("Issuer", row.issuer),
+        ("Subscriber code", row.subscriber_code),
+        ("Months", months),
+        ("Consumption", f"{format(row.consumption_m3.normalize(), 'f')} m³"),
+        ("Invoiced", f"{row.invoiced_amount:.2f} AZN"),
+        ("Paid", f"{row.paid_amount:.2f} AZN"),
+        ("Language", row.language),
+        ("SHA-256", row.signature_sha256),
+        ("Request id", row.request_id),
+    ]
+    return "\n".join(f"{name + ':':<17}{value}" for name, value in lines)

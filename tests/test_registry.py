@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -319,3 +322,91 @@ def test_the_service_on_a_postgresql_audit_store_registers_its_answers(
         ).fetchone()
     totals = client.call(bf.EXACT, bf.FIN).response.Statement.Totals
     assert stored == (proof.signature_value_sha256, totals.InvoicedAmount, "en")
+
+
+# --- the operators' commands ------------------------------------------------------------
+
+
+def run_cli(audit_url: str, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZERSU_")}
+    env.update(AZERSU_AUDIT_URL=audit_url, PYTHONIOENCODING="utf-8", **settings)
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        capture_output=True, text=True, encoding="utf-8", env=env, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_revoke_then_show(registered, tmp_path: Path) -> None:
+    server, client = registered
+    audit_url = str(server.app.audit.engine.url)
+    proof = client.call(bf.OVERPAID, bf.FIN).statement
+    number = proof.statement_number
+
+    shown = run_cli(audit_url, "registry", "show", number.lower())
+    assert shown.returncode == 0, shown.stderr
+    fields = dict(line.split(":", 1) for line in shown.stdout.splitlines())
+    assert fields["Status"].strip() == "VALID"
+    assert fields["Subscriber code"].strip() == bf.OVERPAID  # the operator sees it unmasked
+    assert fields["SHA-256"].strip() == proof.signature_value_sha256
+
+    revoked = run_cli(audit_url, "revoke", number, "--reason", "Məbləğ  səhvdir; yenisi verilib")
+    assert revoked.returncode == 0, revoked.stderr
+    assert revoked.stdout.startswith(f"Revoked {number} at ")
+    row = server.app.audit.registry.find(number)
+    assert row.revoked and row.revocation_reason == "Məbləğ səhvdir; yenisi verilib"
+    [record] = [e for e in server.app.audit.search() if e.outcome == "REVOKED"]
+    assert record.statement_number == number and record.subscriber_code == bf.OVERPAID
+    assert record.client_subject.startswith("operator ") and "revoke" in record.client_subject
+    assert record.request_id in revoked.stdout
+
+    shown = run_cli(audit_url, "registry", "show", number)
+    status = dict(line.split(":", 1) for line in shown.stdout.splitlines())["Status"]
+    assert status.strip().startswith("REVOKED at ") and "yenisi verilib" in status
+
+    again = run_cli(audit_url, "revoke", number, "--reason", "again")
+    assert again.returncode == 1 and "already revoked" in again.stderr
+    assert len([e for e in server.app.audit.search() if e.outcome == "REVOKED"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (("revoke", "AZS-20260101-000000000000", "--reason", "x"), 1, "no statement"),
+        (("revoke", "AZS-1", "--reason", "   "), 2, "--reason must be"),
+        (("revoke", "AZS-1", "--reason", "x" * 501), 2, "--reason must be"),
+        (("registry", "show", "AZS-20260101-000000000000"), 1, "no statement"),
+    ],
+)
+def test_operators_commands_refuse_what_they_cannot_do(
+    tmp_path: Path, args: tuple[str, ...], status: int, message: str
+) -> None:
+    result = run_cli(f"sqlite:///{tmp_path / 'audit.sqlite'}", *args)
+    assert result.returncode == status, result.stderr
+    assert message in result.stderr
+    store = AuditStore.from_url(f"sqlite:///{tmp_path / 'audit.sqlite'}")
+    try:
+        assert store.search() == []  # nothing done, nothing audited
+    finally:
+        store.close()
+
+
+def test_registry_purge_keeps_the_retention_days(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    store = AuditStore.from_url(url)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        for days in (10, 29, 31, 400):
+            store.record(entry_for(issued(f"AZS-{days}", now - dt.timedelta(days=days))))
+    finally:
+        store.close()
+    result = run_cli(url, "registry", "purge", AZERSU_REGISTRY_RETENTION_DAYS="30")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Deleted 2 statement(s) issued before ")
+    assert "AZERSU_REGISTRY_RETENTION_DAYS=30" in result.stdout
+    store = AuditStore.from_url(url)
+    try:
+        assert store.registry.find("AZS-29") is not None and store.registry.find("AZS-31") is None
+    finally:
+        store.close()
+    default = run_cli(url, "registry", "purge")
+    assert "AZERSU_REGISTRY_RETENTION_DAYS=1825" in default.stdout
