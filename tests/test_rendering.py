@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -55,6 +54,8 @@ from service.signing.statement_signature import (
 from service.signing.trust import TrustStore
 from service.statement_text import statement_view
 from tests import billing_fixtures as bf
+from tests import browser
+from tests.browser import require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -133,32 +134,9 @@ def body_class(html: str) -> str | None:
 # --- tools ---------------------------------------------------------------------------------------
 
 
-def require_tool(name: str) -> str:
-    """Return the tool's path; skip without it, but fail on CI (CI=true)."""
-    path = shutil.which(name)
-    if path:
-        return path
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"CI=true but {name} is not installed (see .ci/run)", pytrace=False)
-    pytest.skip(f"{name} is not installed")
-
-
 def chromium(page: Path, tmp_path: Path, *mode: str) -> subprocess.CompletedProcess[str]:
     """Run Debian's headless Chromium on a local page, with nothing that talks to the network."""
-    binary = require_tool("chromium")
-    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
-    result = subprocess.run(
-        [
-            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-extensions", "--hide-scrollbars",
-            "--force-device-scale-factor=1", f"--user-data-dir={profile}", *mode,
-            page.as_uri(),
-        ],
-        capture_output=True, text=True, encoding="utf-8", timeout=120, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result
+    return browser.chromium(page.as_uri(), tmp_path, *mode)
 
 
 def dump_dom(page: Path, tmp_path: Path) -> etree._Element:
@@ -471,11 +449,7 @@ def test_chromium_shows_the_statement(
 
 
 def read_qr(zbarimg: str, png: Path) -> str:
-    result = subprocess.run(
-        [zbarimg, "--raw", "-q", str(png)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    return result.stdout.strip()
+    return browser.read_qr(png)
 
 
 def test_the_qr_code_reads_back_from_the_screen_and_the_pdf(
