@@ -362,3 +362,25 @@ def test_misses_are_counted_across_hosts_sharing_redis(
         for host in hosts:
             host.stop()
         redis_server.stop()
+
+
+# --- the README's picture --------------------------------------------------------------
+
+
+def test_the_readme_shows_a_valid_page_made_from_the_demo_database() -> None:
+    """docs/verify-valid-az.png: made by tests/docs_screenshots.py with statement-az.png."""
+    png = ROOT / "docs" / "verify-valid-az.png"
+    image = Image.open(png)
+    assert image.format == "PNG"
+    assert image.width == PHONE[0]
+    assert png.stat().st_size < 150 * 1024
+    text = getattr(image, "text", {})
+    assert text["Source"].startswith("init-demo defaults")
+    statement = Image.open(ROOT / "docs" / "statement-az.png")
+    assert getattr(statement, "text", {})["Statement"] == text["Statement"]
+    # The printed statement's QR code leads to that very statement's page.
+    link = read_qr(ROOT / "docs" / "statement-az.png")
+    assert link.startswith(f"http://127.0.0.1:8080/verify?n={text['Statement']}&d=")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = [line for line in readme.splitlines() if "(docs/verify-valid-az.png)" in line]
+    assert len(lines) == 1 and lines[0].startswith("![")

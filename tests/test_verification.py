@@ -684,3 +684,29 @@ def test_past_windows_are_purged_in_passing(tmp_path: Path) -> None:
         assert counter.count("203.0.113.9", now) == 48
     finally:
         counter.close()
+
+
+def test_digests_are_compared_in_constant_time_also_for_an_unknown_number(
+    verifying: Verifying, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every lookup goes through hmac.compare_digest, found or not (a stand-in when not)."""
+    import hmac
+
+    from service.verification import lookup
+
+    compared: list[tuple[bytes, bytes]] = []
+    original = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return original(a, b)
+
+    statement = verifying.issue()
+    monkeypatch.setattr(lookup.hmac, "compare_digest", recording)
+    digest = statement.signature_value_sha256
+    registry = verifying.app.audit.registry
+    assert lookup.look_up(registry, statement.statement_number, digest).result == "VALID"
+    assert lookup.look_up(registry, "AZS-20260101-000000000000", digest).result == "NOT_FOUND"
+    assert lookup.look_up(registry, statement.statement_number, "0" * 64).result == "NOT_FOUND"
+    assert [len(a) for a, _ in compared] == [64, 64, 64]
+    assert compared[1][0] == b"0" * 64  # the stand-in, not a short cut
