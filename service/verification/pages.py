@@ -89,8 +89,9 @@ def _environment() -> jinja2.Environment:
     )
 
 
+@functools.cache
 def stylesheet() -> bytes:
-    """Return the page's stylesheet."""
+    """Return the page's stylesheet (read once)."""
     return STYLESHEET.read_bytes()
 
 
