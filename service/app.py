@@ -3,9 +3,11 @@
 Nothing is built at import time.  ``create_app(settings)`` opens the billing
 engine and the audit store, generates the contract (WSDL and request schema)
 once for the configured public address, wires the gateway around the
-operation, and returns a :class:`ServiceApp` -- the WSGI callable that
-gunicorn serves -- which routes ``/soap`` to the gateway and answers the
-health, readiness and metrics paths itself.
+operation and the public verification page around the registry of issued
+statements, and returns a :class:`ServiceApp` -- the WSGI callable that
+gunicorn serves -- which routes ``/soap`` to the gateway, ``/verify``,
+``/verify.json`` and ``/verify.css`` to :mod:`service.verification`, and
+answers the health, readiness and metrics paths itself.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from service.replay_store import create_replay_cache
 from service.settings import Settings, load_settings
 from service.signing.keys import SigningIdentity
 from service.signing.material import TrustMaterial, read_trust_material
-from service.signing.statement_signature import StatementSigner
+from service.signing.statement_signature import StatementSigner, StatementVerifier
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseSigner, WsseVerifier
 from service.soap_gateway import SoapGateway
+from service.verification import endpoint as verification
+from service.verification.rate_limit import NotFoundLimit, create_rate_counter
 from service.wsdl.spyne_service import Contract, build_contract
 from service.xroad import XRoadMode, XRoadPolicy, parse_client_allowlist
 
@@ -96,12 +100,26 @@ class ServiceApp:
             max_body_bytes=settings.max_body_bytes,
             wsdl=contract.wsdl,
         )
+        self.rate_counter = create_rate_counter(settings)
+        self.verification = verification.PublicVerification(
+            audit.registry,
+            audit,
+            NotFoundLimit(self.rate_counter, settings.verify_rate_per_min),
+            self.metrics,
+            # An uploaded statement is checked as `verify` checks it: signed
+            # under a CA of AZERSU_TRUST_CA by a certificate naming the service.
+            StatementVerifier(trust.statement_signers()),
+            max_body_bytes=settings.max_body_bytes,
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Route a request: ``/soap`` (and its WSDL), ``/healthz``, ``/readyz``, ``/metrics``."""
+        """Route a request: ``/soap`` (and its WSDL), ``/verify`` (and its JSON and CSS),
+        ``/healthz``, ``/readyz``, ``/metrics``."""
         path = environ.get("PATH_INFO", "")
         if path == SOAP_PATH:
             return self.soap(environ, start_response)
+        if path in verification.PATHS:
+            return self.verification(environ, start_response)
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return _plain(start_response, "405 Method Not Allowed", b"GET only\n")
         if path == "/healthz":
@@ -132,6 +150,7 @@ class ServiceApp:
             ("billing", self._check_billing),
             ("audit", self.audit.check),
             ("replay", self.replay_cache.check),
+            ("verify_rate", self.rate_counter.check),
         ):
             try:
                 check()
@@ -165,6 +184,7 @@ class ServiceApp:
         self.billing_engine.dispose()
         self.audit.close()
         self.replay_cache.close()
+        self.rate_counter.close()
 
 
 CERTIFICATE_WARNING_DAYS = 30

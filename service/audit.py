@@ -6,9 +6,14 @@ committed before the response is sent.  If the audit store can't commit, the
 request fails closed with the Fault ``Server.AuditUnavailable``: no statement
 leaves without its record.
 
+The record of a request answered with a statement carries that statement's
+row of the registry (:mod:`service.registry`), and both are inserted in one
+transaction: the answer that leaves after the commit has its row, and an
+answer whose commit failed never leaves.
+
 The store is a separate, writable database (``AZERSU_AUDIT_URL``): SQLite
 under ``var/`` by default (WAL, ``synchronous=FULL``: each commit is on disk),
-PostgreSQL or Oracle in production.  The table is created when missing.
+PostgreSQL or Oracle in production.  The tables are created when missing.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.billing.engine import DriverStatement, normalize_url
 from service.cooperative import driver_blocks_in_c, native_lock, run_blocking
 from service.errors import AuditUnavailable, ConfigurationError
+from service.registry import IssuedStatement, StatementRegistry
 
 
 @dataclass
@@ -65,6 +71,13 @@ class AuditEntry:
     xroad_client: str = ""
     xroad_service: str = ""
     xroad_message_id: str = ""
+    #: The statement the request was answered with (Status OK), signed: its
+    #: registry row, committed with this record.  Not a column of the audit.
+    issued: IssuedStatement | None = None
+
+
+#: The audit table's columns, as named in :class:`AuditEntry`.
+AUDIT_COLUMNS = tuple(f.name for f in fields(AuditEntry) if f.name != "issued")
 
 
 def _audit_table(metadata: MetaData, name: str) -> Table:
@@ -191,10 +204,10 @@ class AuditStore:
         self.table = _audit_table(self.metadata, table_name)
         self.commit_timeout_s = commit_timeout_s
         self._committer = _GroupCommitter(self)
-        columns = [f.name for f in fields(AuditEntry)]
+        self.registry = StatementRegistry(engine, self.metadata, self._writer_lock)
         self._insert = DriverStatement(
             insert(self.table).values(
-                {name: bindparam(name, type_=self.table.c[name].type) for name in columns}
+                {name: bindparam(name, type_=self.table.c[name].type) for name in AUDIT_COLUMNS}
             ),
             engine.dialect,
         )
@@ -223,17 +236,22 @@ class AuditStore:
     def insert_now(self, entries: Sequence[AuditEntry]) -> None:
         """Insert and commit records in one transaction, or raise AuditUnavailable.
 
-        The insert runs on the pooled DBAPI connection
+        The registry rows of the statements they answered with go in the
+        same transaction.  The inserts run on the pooled DBAPI connection
         (:class:`service.billing.engine.DriverStatement`), which costs a
         fraction of SQLAlchemy's execution layer on every commit.
         """
         try:
+            records = [{name: getattr(e, name) for name in AUDIT_COLUMNS} for e in entries]
+            issued = [e.issued.row() for e in entries if e.issued is not None]
             with self._writer_lock:
                 conn = self.engine.raw_connection()
                 try:
                     # A failed statement or commit invalidates the connection:
                     # nothing half-done goes back to the pool.
-                    self._insert.execute_many(conn, [vars(e) for e in entries])
+                    self._insert.execute_many(conn, records)
+                    if issued:
+                        self.registry.insert.execute_many(conn, issued)
                     try:
                         conn.commit()
                     except BaseException:
@@ -241,7 +259,7 @@ class AuditStore:
                         raise
                 finally:
                     conn.close()
-        except (SQLAlchemyError, self._driver_error, OSError) as exc:
+        except (SQLAlchemyError, self._driver_error, OSError, ValueError) as exc:
             raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def search(
@@ -261,10 +279,42 @@ class AuditStore:
             query = query.where(t.c.subscriber_code == code)
         if since:
             query = query.where(t.c.recorded_at >= since)
-        names = [f.name for f in fields(AuditEntry)]
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        return [AuditEntry(**{name: row[name] for name in names}) for row in rows]
+        return [AuditEntry(**{name: row[name] for name in AUDIT_COLUMNS}) for row in rows]
+
+    def revoke(self, number: str, reason: str, entry: AuditEntry) -> bool:
+        """Revoke a statement and commit ``entry`` (its audit record) in one transaction.
+
+        Return False, committing nothing, when no unrevoked statement has
+        that number.
+        """
+        values = {"target": number, "revoked_on": entry.recorded_at, "reason_text": reason}
+        try:
+            with self._writer_lock:
+                conn = self.engine.raw_connection()
+                try:
+                    cursor = conn.cursor()
+                    try:
+                        statement = self.registry.revoke_statement
+                        cursor.execute(statement.sql, statement.parameters(values))
+                        revoked = cursor.rowcount == 1
+                    finally:
+                        cursor.close()
+                    if not revoked:
+                        conn.rollback()
+                        return False
+                    record = {name: getattr(entry, name) for name in AUDIT_COLUMNS}
+                    self._insert.execute_many(conn, [record])
+                    conn.commit()
+                    return True
+                except BaseException:
+                    conn.invalidate()
+                    raise
+                finally:
+                    conn.close()
+        except (SQLAlchemyError, self._driver_error, OSError) as exc:
+            raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def count(self) -> int:
         """Return the number of records."""

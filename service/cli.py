@@ -19,7 +19,12 @@ Commands:
   (the verifier, and the rule that X-Road headers be signed), offline (no
   replay check), and print why the service would refuse it;
 * ``render FILE --format html|pdf -o OUT [--lang az|en|ru]`` -- the printable
-  statement (arayış), verified first; see :mod:`service.render_command`.
+  statement (arayış), verified first; see :mod:`service.render_command`;
+* ``revoke NUMBER --reason TEXT`` -- revoke an issued statement (audited): the
+  verification page then answers REVOKED;
+* ``registry show NUMBER`` and ``registry purge`` -- the registry of issued
+  statements: one row, and the deletion of rows older than
+  ``AZERSU_REGISTRY_RETENTION_DAYS``.
 
 A configuration error ends the command with one line naming the setting and
 exit status 2.
@@ -152,6 +157,22 @@ def _parser() -> argparse.ArgumentParser:
     from service.render_command import add_render_parser
 
     add_render_parser(commands)
+
+    revoke = commands.add_parser(
+        "revoke", help="revoke an issued statement: the verification page then says REVOKED"
+    )
+    revoke.add_argument("number", help="the statement number, e.g. AZS-20261207-ABC3BD2D844E")
+    revoke.add_argument(
+        "--reason", required=True, help="why (shown on the verification page; 500 characters)"
+    )
+
+    registry = commands.add_parser("registry", help="the registry of issued statements")
+    registry_commands = registry.add_subparsers(dest="registry_command", required=True)
+    registry_show = registry_commands.add_parser("show", help="print one statement's row")
+    registry_show.add_argument("number", help="the statement number")
+    registry_commands.add_parser(
+        "purge", help="delete the rows older than AZERSU_REGISTRY_RETENTION_DAYS (default 1825)"
+    )
     return parser
 
 
@@ -178,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from service.render_command import run_render
 
             return run_render(settings, args)
+        if args.command == "revoke":
+            return _revoke(settings, args)
+        if args.command == "registry":
+            return _registry(settings, args)
     except ConfigurationError as exc:
         print(f"azersu-statement: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -383,8 +408,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from service.errors import AzersuError
-    from service.signing.hardened_xml import parse_request
-    from service.signing.statement_signature import StatementVerifier
+    from service.signing.statement_signature import StatementVerifier, verify_saved_statement
     from service.signing.trust import TrustStore
     from service.statement_text import format_statement, statement_view
 
@@ -398,7 +422,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     try:
         signers = frozenset(args.signer or [DEFAULT_SERVICE_SIGNER])
-        verified = StatementVerifier(trust, signers).verify(parse_request(raw))
+        verified = verify_saved_statement(raw, StatementVerifier(trust, signers))
     except AzersuError as failure:
         print(f"NOT VERIFIED / TƏSDİQLƏNMƏYİB: {failure}", file=sys.stderr)
         return 1
@@ -513,4 +537,81 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     if entries:
         print(format_entries(entries))
     print(f"{len(entries)} record(s)", file=sys.stderr)
+    return 0
+
+
+def _revoke(settings: Settings, args: argparse.Namespace) -> int:
+    """Revoke a statement and audit it, in one transaction."""
+    import datetime as dt
+    import getpass
+    import uuid
+
+    from service.audit import AuditEntry, AuditStore
+    from service.registry import REASON_MAX_CHARS
+
+    number = args.number.strip().upper()
+    reason = " ".join(args.reason.split())
+    if not reason or len(reason) > REASON_MAX_CHARS:
+        print(
+            f"azersu-statement: --reason must be 1 to {REASON_MAX_CHARS} characters",
+            file=sys.stderr,
+        )
+        return 2
+    store = AuditStore.from_url(settings.resolved_audit_url, settings.db_timeout_s)
+    try:
+        row = store.registry.find(number)
+        if row is None:
+            print(f"azersu-statement: no statement {number} in the registry", file=sys.stderr)
+            return 1
+        if row.revoked_at is not None:
+            print(
+                f"azersu-statement: {number} was already revoked at "
+                f"{row.revoked_at:%Y-%m-%d %H:%M:%S %Z}: {row.revocation_reason}",
+                file=sys.stderr,
+            )
+            return 1
+        entry = AuditEntry(
+            request_id=str(uuid.uuid4()),
+            recorded_at=dt.datetime.now(dt.UTC),
+            outcome="REVOKED",
+            client_subject=f"operator {getpass.getuser()} (azersu-statement revoke)",
+            subscriber_code=row.subscriber_code,
+            statement_number=number,
+        )
+        if not store.revoke(number, reason, entry):  # revoked by someone else meanwhile
+            print(f"azersu-statement: {number} was revoked meanwhile", file=sys.stderr)
+            return 1
+    finally:
+        store.close()
+    print(f"Revoked {number} at {entry.recorded_at:%Y-%m-%d %H:%M:%S} UTC: {reason}")
+    print(f"Audit record {entry.request_id}")
+    return 0
+
+
+def _registry(settings: Settings, args: argparse.Namespace) -> int:
+    """``registry show NUMBER`` and ``registry purge``."""
+    import datetime as dt
+
+    from service.audit import AuditStore
+    from service.registry import format_row
+
+    store = AuditStore.from_url(settings.resolved_audit_url, settings.db_timeout_s)
+    try:
+        if args.registry_command == "show":
+            number = args.number.strip().upper()
+            row = store.registry.find(number)
+            if row is None:
+                print(f"azersu-statement: no statement {number} in the registry", file=sys.stderr)
+                return 1
+            print(format_row(row))
+            return 0
+        days = settings.registry_retention_days
+        before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        deleted = store.registry.purge(before)
+    finally:
+        store.close()
+    print(
+        f"Deleted {deleted} statement(s) issued before {before:%Y-%m-%d %H:%M:%S} UTC "
+        f"(AZERSU_REGISTRY_RETENTION_DAYS={days})"
+    )
     return 0

@@ -65,6 +65,13 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.verify_lookups = Counter(
+            "azersu_verify_lookups",
+            "Lookups on the public verification page, by channel (page, json, file) and "
+            "result (VALID, REVOKED, NOT_FOUND, NOT_VERIFIED, RATE_LIMITED, UNAVAILABLE)",
+            ["via", "result"],
+            registry=registry,
+        )
         self.certificate_days_left = Gauge(
             "azersu_signing_certificate_days_left",
             "Days until the service's signing certificate expires",

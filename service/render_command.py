@@ -56,7 +56,11 @@ def run_render(settings: Settings, args: argparse.Namespace) -> int:
     from service.errors import AzersuError
     from service.rendering import Verification, render_html, render_pdf
     from service.signing.hardened_xml import parse_request
-    from service.signing.statement_signature import STATEMENT_TAG, StatementVerifier
+    from service.signing.statement_signature import (
+        STATEMENT_TAG,
+        StatementVerifier,
+        verify_saved_statement,
+    )
     from service.signing.trust import TrustStore
 
     # Any certificate of the CA may have signed the statement: its name is checked.
@@ -80,7 +84,10 @@ def run_render(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     try:
         signers = frozenset(args.signer or [DEFAULT_SERVICE_SIGNER])
-        verification = Verification.of(StatementVerifier(trust, signers).verify(statement))
+        verified = verify_saved_statement(raw, StatementVerifier(trust, signers))
+        # The page shows the very element that verified.
+        statement = verified.statement
+        verification = Verification.of(verified, settings.resolved_verify_url)
     except AzersuError as failure:
         verification = Verification.failed(str(failure))
 
@@ -102,5 +109,6 @@ def run_render(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"VERIFIED: signed by {verification.signer_subject}")
     print(f"SHA-256 of the signature value: {verification.signature_value_sha256}")
+    print(f"Verification link (QR code): {verification.qr_payload}")
     print(f"Wrote {args.output} ({fmt}, {args.lang})")
     return 0

@@ -4,9 +4,11 @@
 portal may run the same stylesheet in its own engine.  An XSLT can't check a
 signature, so the caller verifies first and passes what it found as
 parameters (:class:`Verification`): the signer's subject, the SHA-256 of the
-signature value and a QR code of the statement number and that digest.
+signature value, and the link to Azərsu's public verification page
+(``AZERSU_VERIFY_URL?n=<number>&d=<digest>``) as a QR code and as text under
+it, so that whoever holds the paper can ask Azərsu whether it issued it.
 Anything not verified is still rendered, under the large "NOT VERIFIED /
-TƏSDİQLƏNMƏYİB" banner, and without the digest and the QR code.
+TƏSDİQLƏNMƏYİB" banner, and without the digest, the link and the QR code.
 
 Nothing is fetched from anywhere: the stylesheet is parsed with the hardened
 parser settings and run with every XSLT file and network access denied, and
@@ -24,6 +26,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from lxml import etree
 
@@ -52,15 +55,21 @@ class Verification:
     signature_value_sha256: str = ""
     statement_number: str = ""
     note: str = ""
+    #: The public verification page (``AZERSU_VERIFY_URL``), without a query.
+    verify_url: str = ""
 
     @classmethod
-    def of(cls, verified: VerifiedStatement) -> Verification:
-        """Return the result for a statement whose signature and signer verified."""
+    def of(cls, verified: VerifiedStatement, verify_url: str) -> Verification:
+        """Return the result for a statement whose signature and signer verified.
+
+        ``verify_url`` is the verification page the printed copy leads to.
+        """
         return cls(
             verified=True,
             signer_subject=verified.signer.subject,
             signature_value_sha256=verified.signature_value_sha256,
             statement_number=verified.statement_number,
+            verify_url=verify_url,
         )
 
     @classmethod
@@ -70,14 +79,27 @@ class Verification:
 
     @property
     def qr_payload(self) -> str:
-        """Return what the QR code says: ``<number>;sha256=<hex>`` (empty if not verified)."""
+        """Return what the QR code says: the verification link (empty if not verified)."""
         if not self.verified:
             return ""
-        return qr_payload(self.statement_number, self.signature_value_sha256)
+        return verification_link(
+            self.verify_url, self.statement_number, self.signature_value_sha256
+        )
+
+
+def verification_link(verify_url: str, statement_number: str, signature_value_sha256: str) -> str:
+    """Return ``<verify_url>?n=<number>&d=<digest>``: the QR code's text and the printed link."""
+    if not verify_url:
+        raise ValueError("no verification page to link to")
+    return f"{verify_url}?{urlencode({'n': statement_number, 'd': signature_value_sha256})}"
 
 
 def qr_payload(statement_number: str, signature_value_sha256: str) -> str:
-    """Return the QR code's text for a statement number and signature digest."""
+    """Return the text of the QR codes printed before the verification page existed.
+
+    ``<number>;sha256=<hex>``: copies printed then are still read by
+    :func:`normalize_printed_digest`.
+    """
     return f"{statement_number};sha256={signature_value_sha256}"
 
 
@@ -126,9 +148,11 @@ def render_html(
         "compact": etree.XSLT.strparam("true" if compact else "false"),
     }
     if verification.verified:
+        link = verification.qr_payload
         params["signer"] = etree.XSLT.strparam(verification.signer_subject)
         params["digest"] = etree.XSLT.strparam(verification.signature_value_sha256)
-        params["qr"] = etree.XSLT.strparam(qr_data_uri(verification.qr_payload))
+        params["verify-url"] = etree.XSLT.strparam(link)
+        params["qr"] = etree.XSLT.strparam(qr_data_uri(link))
     result = _transform()(document, **params)
     return bytes(result).decode("utf-8")
 
@@ -160,11 +184,19 @@ def normalize_printed_digest(printed: str) -> tuple[str | None, str] | None:
     """Return (statement number or None, hex digest) read from a printed copy, or None.
 
     Accepts the digest as printed (groups of eight, any case, spaces or
-    colons between) and the QR code's whole text ``<number>;sha256=<hex>``.
+    colons between), the QR code's whole text -- the verification link
+    ``https://…/verify?n=<number>&d=<hex>`` -- and the ``<number>;sha256=<hex>``
+    of copies printed before the link.
     """
     text = printed.strip()
     number = None
-    if "=" in text:
+    if re.match(r"https?://", text, re.IGNORECASE):
+        query = parse_qs(urlsplit(text).query, keep_blank_values=True)
+        numbers, digests = query.get("n", []), query.get("d", [])
+        if len(numbers) != 1 or len(digests) != 1 or not numbers[0].strip():
+            return None
+        number, text = numbers[0].strip(), digests[0]
+    elif "=" in text:
         head, _, text = text.rpartition("=")
         head = head.strip()
         if head.lower().endswith("sha256"):

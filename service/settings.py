@@ -150,6 +150,20 @@ class Settings:
     #: every worker of the host and every host that writes to it.
     replay_url: str = field(default="", repr=False)
 
+    # --- Public verification of issued statements ---
+    #: Days a row of the registry of issued statements is kept (from its issue
+    #: time); ``azersu-statement registry purge`` deletes older rows.
+    registry_retention_days: int = 1825
+    #: The public verification page that a printed statement's QR code leads
+    #: to, followed by ``?n=<number>&d=<digest>``: an absolute http(s) URL with
+    #: a path, no query.  Default: ``http://<host>:<port>/verify`` of ``serve``
+    #: (``https://`` with TLS).
+    verify_url: str = ""
+    #: NOT_FOUND answers of ``/verify`` and ``/verify.json`` that one client
+    #: address (IPv4, or IPv6 /64) may get per minute, over all workers and
+    #: hosts sharing the replay store; beyond it every lookup from it is 429.
+    verify_rate_per_min: int = 30
+
     @property
     def tls_enabled(self) -> bool:
         """Return whether ``serve`` uses TLS with client certificates."""
@@ -165,6 +179,12 @@ class Settings:
         """Return the address the WSDL publishes (default: ``serve``'s own)."""
         scheme = "https" if self.tls_enabled else "http"
         return self.public_url or f"{scheme}://{self.host}:{self.port}/soap"
+
+    @property
+    def resolved_verify_url(self) -> str:
+        """Return the verification page printed statements lead to (default: ``serve``'s own)."""
+        scheme = "https" if self.tls_enabled else "http"
+        return self.verify_url or f"{scheme}://{self.host}:{self.port}/verify"
 
     @property
     def resolved_billing_url(self) -> str:
@@ -207,6 +227,8 @@ class Settings:
             "wsse_max_age_s",
             "response_lifetime_s",
             "max_body_bytes",
+            "registry_retention_days",
+            "verify_rate_per_min",
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(env_name(name), "must be at least 1")
@@ -217,6 +239,10 @@ class Settings:
         if self.public_url and not re.fullmatch(r"https?://[^/?#\s]+/[^?#\s]*", self.public_url):
             raise ConfigurationError(
                 "AZERSU_PUBLIC_URL", "must be an absolute http:// or https:// URL with a path"
+            )
+        if self.verify_url and not re.fullmatch(r"https?://[^/?#\s]+/[^?#\s]*", self.verify_url):
+            raise ConfigurationError(
+                "AZERSU_VERIFY_URL", "must be an absolute http:// or https:// URL with a path"
             )
         if self.wsse_mode not in ("off", "require"):
             raise ConfigurationError("AZERSU_WSSE_MODE", "must be require or off")

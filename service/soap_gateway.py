@@ -261,6 +261,7 @@ class SoapGateway:
             )
             self.metrics.database_errors.labels(store="audit").inc()
             entry.outcome, entry.statement_number = AuditUnavailable.faultcode, ""
+            entry.issued = None
             status, payload = self._fault_answer(AuditUnavailable())
             content_type = _SOAP_XML
         self.metrics.requests.labels(outcome=entry.outcome).inc()
@@ -408,19 +409,30 @@ class SoapGateway:
         """Add the X-Road headers to the answer and sign it (or answer SigningFailed)."""
         add_header_blocks(envelope, echo)
         try:
-            return status, self.sign_response(envelope)
+            payload, digests = self._sign(envelope)
+            if entry.issued is not None:
+                # The registry row keeps the digest of the very signature sent.
+                [digest] = [d for number, d in digests if number == entry.statement_number]
+                entry.issued = entry.issued.signed(digest, entry.request_id)
+            return status, payload
         except Exception:
             log.exception("signing the response failed")
             return self._fault_answer(SigningFailed(), entry, echo)
 
     def sign_response(self, envelope: etree._Element) -> bytes:
         """Sign the Statement (if any) and the envelope; return the bytes to send."""
+        return self._sign(envelope)[0]
+
+    def _sign(self, envelope: etree._Element) -> tuple[bytes, list[tuple[str, str]]]:
+        """Sign as :meth:`sign_response`; also return each Statement's number and digest."""
+        digests = []
         body = envelope.find(f"{{{ns.SOAP11_ENV}}}Body")
         if body is not None:
             for statement in body.iter(STATEMENT_TAG):
-                self.statement_signer.sign(statement)
+                digest = self.statement_signer.sign(statement)
+                digests.append((statement.findtext(f"{{{ns.TNS}}}StatementNumber") or "", digest))
         self.wsse_signer.sign(envelope)
-        return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+        return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"), digests
 
     def _fault_answer(
         self,
@@ -434,6 +446,7 @@ class SoapGateway:
         """
         if entry is not None:
             entry.outcome, entry.statement_number = fault_label(fault), ""
+            entry.issued = None  # no statement leaves: none is registered
         echo = tuple(echo)
         for candidate in (fault, SigningFailed()):
             envelope = fault_envelope(candidate)

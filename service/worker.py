@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import ipaddress
 import logging
 import socket
 import ssl
@@ -57,6 +56,7 @@ from gunicorn.http.errors import (
 )
 from gunicorn.workers.ggevent import GeventWorker
 
+from service.client_address import client_key
 from service.cooperative import make_drivers_cooperative
 
 log = logging.getLogger("service.worker")
@@ -329,24 +329,6 @@ class ServiceWorker(GeventWorker):
         if status is not None:
             peer = addr[0] if isinstance(addr, tuple) else ""
             self.wsgi.http_refused(status, f"{type(exc).__name__}: {exc}", peer, _path(req))
-
-
-def client_key(addr: Any) -> str:
-    """Return what a per-client limit counts by: the IPv4 address, or the IPv6 /64.
-
-    One IPv6 host is usually given a whole /64, so counting its single
-    addresses would give an attacker as many limits as it likes.
-    """
-    host = addr[0] if isinstance(addr, tuple) else str(addr)
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return host
 
 
 def _close(sock: Any) -> None:

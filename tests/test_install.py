@@ -96,14 +96,22 @@ def test_installed_package_serves_calls_renders_and_verifies(
         )  # fmt: skip
         assert code in printed
         run([tool, "verify", "statement.xml", "--trust", "pki/ca.pem"], work, env)
-        run(
+        rendered = run(
             [tool, "render", "statement.xml", "--format", "html", "-o", "statement.html",
              "--trust", "pki/ca.pem"],
-            work, env,
+            work, {**env, "AZERSU_PORT": str(port)},
         )  # fmt: skip
         page = (work / "statement.html").read_text(encoding="utf-8")
         assert code in page
         assert "Azərsu" in page  # the issuer, with its ə intact
+        # The printed link opens the installed page (its template and stylesheet packaged).
+        [link] = [line.split(": ", 1)[1] for line in rendered.splitlines() if "(QR code)" in line]
+        assert link.startswith(f"http://127.0.0.1:{port}/verify?n=")
+        import requests
+
+        answer = requests.get(link, timeout=10)
+        assert answer.status_code == 200 and 'data-result="VALID"' in answer.text
+        assert requests.get(f"http://127.0.0.1:{port}/verify.css", timeout=10).status_code == 200
     finally:
         server.terminate()
         server.wait(timeout=30)

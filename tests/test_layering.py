@@ -25,6 +25,7 @@ FOUNDATIONS = {
     "service.settings",
     "service.cooperative",
     "service.spyne_compat",
+    "service.client_address",
 }
 
 
@@ -70,6 +71,7 @@ def reaches(start: str) -> set[str]:
         (
             "service.handlers",
             {"service.handlers", "service.billing", "service.wsdl", "service.audit",
+             "service.registry",
              "service.identifiers", "service.statement", "service.status_messages",
              "service.xroad"},
         ),
@@ -93,3 +95,16 @@ def test_the_gateway_and_the_operation_know_nothing_of_http_serving(module: str)
 def test_no_import_cycles() -> None:
     for module in GRAPH:
         assert module not in reaches(module) - {"service"}, f"{module} imports itself back"
+
+
+def test_the_verification_page_reaches_down_to_the_registry_not_up_to_the_gateway() -> None:
+    reached = reaches("service.verification.endpoint")
+    assert "service.registry" in reached and "service.audit" in reached
+    assert not reached & {
+        "service.soap_gateway",
+        "service.handlers",
+        "service.handlers.billing_statement",
+        "service.app",
+        "service.worker",
+        "service.serving",
+    }

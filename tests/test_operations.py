@@ -82,6 +82,7 @@ def test_health_readiness_and_metrics(served, portal_identity, trust) -> None:
         "billing": "ok",
         "audit": "ok",
         "replay": "ok",
+        "verify_rate": "ok",
         "keys": "ok",
     }
     metrics = requests.get(f"{server.base_url}/metrics", timeout=5).text

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from service.rendering import (
     qr_payload,
     render_html,
     render_pdf,
+    verification_link,
 )
 from service.signing.hardened_xml import parse_request
 from service.signing.keys import load_signing_identity
@@ -54,6 +54,8 @@ from service.signing.statement_signature import (
 from service.signing.trust import TrustStore
 from service.statement_text import statement_view
 from tests import billing_fixtures as bf
+from tests import browser
+from tests.browser import require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +65,8 @@ LANGS = ("az", "en", "ru")
 SUBSCRIBERS = (bf.FULL, bf.NEW, bf.GAPS, bf.OVERPAID)
 #: A4 at 96 dpi, the size the screen CSS draws the sheet at.
 WINDOW = (794, 1123)
+#: The verification page the printed copies lead to (AZERSU_VERIFY_URL).
+VERIFY_URL = "https://e-xidmet.azersu.az/verify"
 
 MONTHS = {
     "az": "Yanvar Fevral Mart Aprel May İyun İyul Avqust Sentyabr Oktyabr Noyabr Dekabr",
@@ -130,32 +134,9 @@ def body_class(html: str) -> str | None:
 # --- tools ---------------------------------------------------------------------------------------
 
 
-def require_tool(name: str) -> str:
-    """Return the tool's path; skip without it, but fail on CI (CI=true)."""
-    path = shutil.which(name)
-    if path:
-        return path
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"CI=true but {name} is not installed (see .ci/run)", pytrace=False)
-    pytest.skip(f"{name} is not installed")
-
-
 def chromium(page: Path, tmp_path: Path, *mode: str) -> subprocess.CompletedProcess[str]:
     """Run Debian's headless Chromium on a local page, with nothing that talks to the network."""
-    binary = require_tool("chromium")
-    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
-    result = subprocess.run(
-        [
-            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-extensions", "--hide-scrollbars",
-            "--force-device-scale-factor=1", f"--user-data-dir={profile}", *mode,
-            page.as_uri(),
-        ],
-        capture_output=True, text=True, encoding="utf-8", timeout=120, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result
+    return browser.chromium(page.as_uri(), tmp_path, *mode)
 
 
 def dump_dom(page: Path, tmp_path: Path) -> etree._Element:
@@ -303,12 +284,15 @@ def assert_signed_footer(page: etree._Element, proof: VerifiedStatement) -> None
     assert "azersu-statement verify" in text(by_id(page, "signature"))
     qr = by_id(page, "qr")
     assert qr.get("src", "").startswith("data:image/svg+xml")
-    assert qr.get("alt") == qr_payload(proof.statement_number, proof.signature_value_sha256)
+    link = verification_link(VERIFY_URL, proof.statement_number, proof.signature_value_sha256)
+    assert link == f"{VERIFY_URL}?n={proof.statement_number}&d={proof.signature_value_sha256}"
+    assert qr.get("alt") == link
+    assert text(by_id(page, "verify-url")) == link  # printed under the code, for typing
 
 
 def assert_banner(page: etree._Element) -> None:
     assert BANNER in text(by_id(page, "not-verified"))
-    assert not any(has_id(page, name) for name in ("qr", "digest", "signer"))
+    assert not any(has_id(page, name) for name in ("qr", "digest", "signer", "verify-url"))
 
 
 # --- the stylesheet ------------------------------------------------------------------------------
@@ -357,7 +341,7 @@ def test_page_shows_the_signed_statement(
     signed: dict[str, bytes], verifier: StatementVerifier, code: str, lang: str
 ) -> None:
     proof = verified(signed[code], verifier)
-    page = parse_page(render_html(proof.statement, Verification.of(proof), lang))
+    page = parse_page(render_html(proof.statement, Verification.of(proof, VERIFY_URL), lang))
     assert_page_holds(page, signed[code], lang)
     assert_signed_footer(page, proof)
     if lang == "az":
@@ -368,7 +352,7 @@ def test_page_shows_the_signed_statement(
 
 def test_page_loads_nothing_from_anywhere(signed: dict[str, bytes], verifier) -> None:
     proof = verified(signed[bf.FULL], verifier)
-    page = parse_page(render_html(proof.statement, Verification.of(proof)))
+    page = parse_page(render_html(proof.statement, Verification.of(proof, VERIFY_URL)))
     assert elements(page, "script", "link", "iframe", "object", "embed", "base") == []
     sources = [
         value
@@ -411,8 +395,10 @@ def test_parameters_are_passed_as_strings_not_xpath(signed, verifier) -> None:
         signer_subject="CN=x',O=\"y\"') or ('1",
         signature_value_sha256=proof.signature_value_sha256,
         statement_number=proof.statement_number,
+        verify_url=VERIFY_URL + "?')] | //x[('",
     )
     page = parse_page(render_html(proof.statement, quoted))
+    assert text(by_id(page, "verify-url")).startswith(quoted.verify_url)
     assert text(by_id(page, "signer")) == quoted.signer_subject
 
 
@@ -442,7 +428,9 @@ def test_chromium_shows_the_statement(
 ) -> None:
     proof = verified(signed[code], verifier)
     page_file = tmp_path / f"statement-{code}-{lang}.html"
-    page_file.write_text(render_html(proof.statement, Verification.of(proof), lang), "utf-8")
+    page_file.write_text(
+        render_html(proof.statement, Verification.of(proof, VERIFY_URL), lang), "utf-8"
+    )
 
     dom = dump_dom(page_file, tmp_path)
     assert_page_holds(dom, signed[code], lang)
@@ -461,11 +449,7 @@ def test_chromium_shows_the_statement(
 
 
 def read_qr(zbarimg: str, png: Path) -> str:
-    result = subprocess.run(
-        [zbarimg, "--raw", "-q", str(png)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    return result.stdout.strip()
+    return browser.read_qr(png)
 
 
 def test_the_qr_code_reads_back_from_the_screen_and_the_pdf(
@@ -474,13 +458,15 @@ def test_the_qr_code_reads_back_from_the_screen_and_the_pdf(
     zbarimg = require_tool("zbarimg")
     pdftoppm = require_tool("pdftoppm")
     proof = verified(signed[bf.OVERPAID], verifier)
-    expected = f"{proof.statement_number};sha256={proof.signature_value_sha256}"
+    expected = f"{VERIFY_URL}?n={proof.statement_number}&d={proof.signature_value_sha256}"
     page_file = tmp_path / "statement.html"
-    page_file.write_text(render_html(proof.statement, Verification.of(proof), "az"), "utf-8")
+    page_file.write_text(
+        render_html(proof.statement, Verification.of(proof, VERIFY_URL), "az"), "utf-8"
+    )
     assert read_qr(zbarimg, screenshot(page_file, tmp_path, "statement-qr")) == expected
 
     pdf = tmp_path / "statement.pdf"
-    pdf.write_bytes(render_pdf(proof.statement, Verification.of(proof), "az"))
+    pdf.write_bytes(render_pdf(proof.statement, Verification.of(proof, VERIFY_URL), "az"))
     subprocess.run(
         [pdftoppm, "-r", "150", "-png", "-singlefile", str(pdf), str(tmp_path / "printed")],
         timeout=60, check=True,
@@ -511,7 +497,9 @@ def test_chromium_prints_one_a4_page(
 ) -> None:
     """The print CSS holds in a browser too: Russian, the longest labels, on one A4 sheet."""
     proof = verified(signed[bf.FULL], verifier)
-    verification = Verification.of(proof) if is_verified else Verification.failed("unsigned")
+    verification = (
+        Verification.of(proof, VERIFY_URL) if is_verified else Verification.failed("unsigned")
+    )
     page_file = tmp_path / "statement.html"
     page_file.write_text(render_html(proof.statement, verification, "ru"), "utf-8")
     pdf = tmp_path / "printed.pdf"
@@ -578,7 +566,7 @@ def test_pdf_is_one_page_with_the_statement(
     signed: dict[str, bytes], verifier: StatementVerifier, tmp_path: Path, code: str, lang: str
 ) -> None:
     proof = verified(signed[code], verifier)
-    pdf = render_pdf(proof.statement, Verification.of(proof), lang)
+    pdf = render_pdf(proof.statement, Verification.of(proof, VERIFY_URL), lang)
     assert_one_a4_page_in_dejavu(pdf)
     text = pdf_text(pdf, tmp_path)
     assert_pdf_text_holds(text, signed[code], lang)
@@ -627,7 +615,7 @@ def test_the_longest_statement_still_fits_one_page(
     if is_signed:
         service_signer.sign(root)
         root = etree.fromstring(etree.tostring(root))  # xmlsec's nodes, visible to lxml
-        verification = Verification.of(verifier.verify(root))
+        verification = Verification.of(verifier.verify(root), VERIFY_URL)
     else:
         verification = Verification.failed("the signature or a digest doesn't verify " * 3)
     pdf = render_pdf(root, verification, lang)
@@ -641,7 +629,7 @@ def test_the_compact_layout_is_only_for_what_would_overflow(
     signed: dict[str, bytes], verifier: StatementVerifier
 ) -> None:
     proof = verified(signed[bf.FULL], verifier)
-    html = render_html(proof.statement, Verification.of(proof), "ru")
+    html = render_html(proof.statement, Verification.of(proof, VERIFY_URL), "ru")
     assert body_class(html) == "verified"
     assert html_to_pdf(html)[1] == 1  # a real statement fits as it is
     root = etree.fromstring(longest(signed[bf.FULL]))
@@ -688,13 +676,26 @@ def test_render_html_of_a_signed_statement(
     out = tmp_path / "statement.html"
     result = run_cli(
         "render", str(source), "--format", "html", "-o", str(out), "--lang", "en",
-        "--trust", str(pki["ca.pem"]),
+        "--trust", str(pki["ca.pem"]), env=clean_env(AZERSU_VERIFY_URL=VERIFY_URL),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("VERIFIED: signed by ")
     page = parse_page(out.read_bytes())
     assert_page_holds(page, signed[bf.GAPS], "en")
-    assert_signed_footer(page, verified(signed[bf.GAPS], verifier))
+    assert_signed_footer(page, verified(signed[bf.GAPS], verifier))  # the link: AZERSU_VERIFY_URL
+
+
+def test_render_links_to_serves_own_verification_page_by_default(
+    signed: dict[str, bytes], pki: dict[str, Path], write, tmp_path: Path
+) -> None:
+    source = write("statement.xml", signed[bf.NEW])
+    out = tmp_path / "statement.html"
+    env = clean_env(AZERSU_PORT="9443")
+    result = run_cli("render", str(source), "-o", str(out), "--trust", str(pki["ca.pem"]), env=env)
+    assert result.returncode == 0, result.stderr
+    link = text(by_id(parse_page(out.read_bytes()), "verify-url"))
+    assert link.startswith("http://127.0.0.1:9443/verify?n=AZS-")
+    assert f"Verification link (QR code): {link}" in result.stdout
 
 
 def test_render_pdf_takes_the_trust_anchor_from_the_setting(
@@ -811,7 +812,7 @@ def test_verify_digest_read_off_the_printed_pdf(
     signed: dict[str, bytes], verifier, pki: dict[str, Path], write, tmp_path: Path
 ) -> None:
     proof = verified(signed[bf.FULL], verifier)
-    text = pdf_text(render_pdf(proof.statement, Verification.of(proof)), tmp_path)
+    text = pdf_text(render_pdf(proof.statement, Verification.of(proof, VERIFY_URL)), tmp_path)
     digest = printed_digest(text)
     result = run_cli("verify", str(write("s.xml", signed[bf.FULL])), "--digest", digest,
                      "--trust", str(pki["ca.pem"]))  # fmt: skip
@@ -822,7 +823,7 @@ def test_verify_digest_read_off_the_printed_pdf(
 
 @pytest.mark.parametrize(
     "form",
-    ["hex", "upper", "qr"],
+    ["hex", "upper", "qr", "link"],
 )
 def test_verify_digest_accepts_the_printed_forms(
     signed: dict[str, bytes], verifier, pki: dict[str, Path], write, form: str
@@ -832,6 +833,7 @@ def test_verify_digest_accepts_the_printed_forms(
         "hex": proof.signature_value_sha256,
         "upper": proof.signature_value_sha256.upper(),
         "qr": qr_payload(proof.statement_number, proof.signature_value_sha256),
+        "link": verification_link(VERIFY_URL, proof.statement_number, proof.signature_value_sha256),
     }[form]
     result = run_cli("verify", str(write("s.xml", signed[bf.NEW])), "--digest", digest,
                      "--trust", str(pki["ca.pem"]))  # fmt: skip
@@ -890,8 +892,16 @@ DIGEST = "3b4be77be9209a261fdb91563a38851888ceead9fcedd6978bf1a75c33c5c7b7"
         (f"AZS-1;md5={DIGEST}", None),
         (f"AZS-1sha256={DIGEST}", None),
         ("", None),
+        (f"{VERIFY_URL}?n=AZS-20261126-1F320B581D7D&d={DIGEST}",
+         ("AZS-20261126-1F320B581D7D", DIGEST)),
+        (f"HTTP://127.0.0.1:8080/verify?d={DIGEST.upper()}&n=AZS-1", ("AZS-1", DIGEST)),
+        (f"{VERIFY_URL}?n=AZS-1", None),
+        (f"{VERIFY_URL}?d={DIGEST}", None),
+        (f"{VERIFY_URL}?n=&d={DIGEST}", None),
+        (f"{VERIFY_URL}?n=AZS-1&n=AZS-2&d={DIGEST}", None),
+        (f"{VERIFY_URL}?n=AZS-1&d={DIGEST[:-1]}", None),
     ],
-)
+)  # fmt: skip
 def test_normalize_printed_digest(printed: str, expected: tuple[str | None, str] | None) -> None:
     assert normalize_printed_digest(printed) == expected
 
@@ -900,11 +910,14 @@ def test_check_printed_digest(signed: dict[str, bytes], verifier) -> None:
     proof = verified(signed[bf.OVERPAID], verifier)
     other = verified(signed[bf.GAPS], verifier)
     assert check_printed_digest(proof, proof.signature_value_sha256)
-    assert check_printed_digest(proof, Verification.of(proof).qr_payload)
+    assert check_printed_digest(proof, Verification.of(proof, VERIFY_URL).qr_payload)
     assert not check_printed_digest(proof, other.signature_value_sha256)
-    assert not check_printed_digest(proof, Verification.of(other).qr_payload)
+    assert not check_printed_digest(proof, Verification.of(other, VERIFY_URL).qr_payload)
     assert not check_printed_digest(
         proof, qr_payload(other.statement_number, proof.signature_value_sha256)
+    )
+    assert not check_printed_digest(
+        proof, verification_link(VERIFY_URL, other.statement_number, proof.signature_value_sha256)
     )
 
 
@@ -924,5 +937,7 @@ def test_the_readme_screenshot_is_a_small_png_of_an_a4_page() -> None:
 def test_the_readme_screenshots_qr_code_reads() -> None:
     zbarimg = require_tool("zbarimg")
     decoded = read_qr(zbarimg, ROOT / "docs" / "statement-az.png")
-    assert re.fullmatch(r"AZS-\d{8}-[0-9A-F]{12};sha256=[0-9a-f]{64}", decoded), decoded
+    # make run's verification page (tests/docs_screenshots.py makes the picture).
+    pattern = r"http://127\.0\.0\.1:8080/verify\?n=AZS-\d{8}-[0-9A-F]{12}&d=[0-9a-f]{64}"
+    assert re.fullmatch(pattern, decoded), decoded
     assert normalize_printed_digest(decoded) is not None

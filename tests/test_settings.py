@@ -61,6 +61,11 @@ def test_settings_file_and_environment_precedence(tmp_path: Path) -> None:
         ({"AZERSU_PUBLIC_URL": "http://a.example/soap?x=1"}, "AZERSU_PUBLIC_URL"),
         ({"AZERSU_REQUEST_TIMEOUT_S": "0"}, "AZERSU_REQUEST_TIMEOUT_S"),
         ({"AZERSU_MAX_CONNECTIONS_PER_CLIENT": "0"}, "AZERSU_MAX_CONNECTIONS_PER_CLIENT"),
+        ({"AZERSU_VERIFY_URL": "e-xidmet.azersu.az/verify"}, "AZERSU_VERIFY_URL"),
+        ({"AZERSU_VERIFY_URL": "https://e-xidmet.azersu.az/verify?x=1"}, "AZERSU_VERIFY_URL"),
+        ({"AZERSU_VERIFY_URL": "javascript:alert(1)//x/"}, "AZERSU_VERIFY_URL"),
+        ({"AZERSU_VERIFY_RATE_PER_MIN": "0"}, "AZERSU_VERIFY_RATE_PER_MIN"),
+        ({"AZERSU_REGISTRY_RETENTION_DAYS": "0"}, "AZERSU_REGISTRY_RETENTION_DAYS"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], setting: str) -> None:
@@ -109,3 +114,18 @@ def test_settings_are_frozen_and_replaceable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.port = 1  # type: ignore[misc]
     assert dataclasses.replace(settings, port=1).port == 1
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "http://127.0.0.1:8080/verify"),
+        ({"AZERSU_HOST": "10.0.0.5", "AZERSU_PORT": "9000"}, "http://10.0.0.5:9000/verify"),
+        ({"AZERSU_VERIFY_URL": "https://e-xidmet.azersu.az/verify"},
+         "https://e-xidmet.azersu.az/verify"),
+    ],
+)  # fmt: skip
+def test_the_verification_page_printed_statements_lead_to(
+    environ: dict[str, str], expected: str
+) -> None:
+    assert load_settings(environ).resolved_verify_url == expected

@@ -36,6 +36,7 @@ from service.handlers.response_xml import response_envelope
 from service.identifiers import citizen_fin as resolve_citizen_fin
 from service.identifiers import normalize_subscriber_code
 from service.namespaces import OPERATION, TNS
+from service.registry import IssuedStatement
 from service.statement import (
     STATEMENT_MONTHS,
     BillingStatement,
@@ -45,7 +46,7 @@ from service.statement import (
     totals_of,
     window_dates,
 )
-from service.status_messages import message_for, parse_language
+from service.status_messages import DEFAULT_LANGUAGE, message_for, parse_language
 from service.wsdl import types as wire
 from service.xroad import XRoadHeaders
 
@@ -84,6 +85,7 @@ class StatementAnswer:
     statement: BillingStatement | None = None
     subscriber_code: str = ""
     citizen_fin: str = ""
+    language: str = DEFAULT_LANGUAGE.value
 
 
 def answer(
@@ -113,8 +115,10 @@ def answer(
             statement = build_statement(context, code)
     except BusinessRejection as rejection:
         status = rejection.status
-        return StatementAnswer(status, message_for(status, lang), None, code, fin)
-    return StatementAnswer(Status.OK, message_for(Status.OK, lang), statement, code, fin)
+        return StatementAnswer(status, message_for(status, lang), None, code, fin, lang.value)
+    return StatementAnswer(
+        Status.OK, message_for(Status.OK, lang), statement, code, fin, lang.value
+    )
 
 
 def build_statement(context: StatementContext, code: str) -> BillingStatement:
@@ -151,6 +155,24 @@ def _previous_month(today: date) -> YearMonth:
     return add_months((today.year, today.month), -1)
 
 
+def registry_row(statement: BillingStatement, language: str) -> IssuedStatement:
+    """Return what the registry keeps of a statement (its digest is added once it is signed)."""
+    periods = statement.periods
+    totals = statement.totals
+    return IssuedStatement(
+        statement_number=statement.number,
+        issued_at=statement.issued_at,
+        issuer=statement.issuer,
+        subscriber_code=statement.subscriber.code,
+        period_from=f"{periods[0].year:04d}-{periods[0].month:02d}" if periods else None,
+        period_to=f"{periods[-1].year:04d}-{periods[-1].month:02d}" if periods else None,
+        consumption_m3=totals.consumption_m3,
+        invoiced_amount=totals.invoiced_amount,
+        paid_amount=totals.paid_amount,
+        language=language,
+    )
+
+
 def statement_id(number: str) -> str:
     """Return the XML ``Id`` of a statement (an NCName derived from its number)."""
     return f"Statement-{number}"
@@ -174,6 +196,9 @@ def serve(
         entry.subscriber_code = result.subscriber_code or entry.subscriber_code
         entry.citizen_fin = result.citizen_fin or entry.citizen_fin
         entry.statement_number = result.statement.number if result.statement else ""
+        # Completed by the gateway with the SignatureValue's digest, or dropped
+        # if the answer becomes a Fault.
+        entry.issued = registry_row(result.statement, result.language) if result.statement else None
     return result
 
 

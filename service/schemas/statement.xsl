@@ -19,7 +19,9 @@
                "NOT VERIFIED / TƏSDİQLƏNMƏYİB" banner.
     signer     the subject of the signer's certificate (RFC 4514), shown when verified.
     digest     the SHA-256 (hex) of the signature value, shown when verified.
-    qr         a data: URI of the QR code image (statement number and digest), shown when verified.
+    verify-url the link to the public verification page (AZERSU_VERIFY_URL?n=<number>&d=<digest>),
+               printed as text under the QR code when verified.
+    qr         a data: URI of the QR code image of that link, shown when verified.
     note       why the check failed, shown under the banner.
     compact    'true' for the tighter layout that a renderer uses when a statement
                with very long names or addresses would not fit one page otherwise.
@@ -35,6 +37,7 @@
   <xsl:param name="verified" select="''"/>
   <xsl:param name="signer" select="''"/>
   <xsl:param name="digest" select="''"/>
+  <xsl:param name="verify-url" select="''"/>
   <xsl:param name="qr" select="''"/>
   <xsl:param name="note" select="''"/>
   <xsl:param name="compact" select="''"/>
@@ -251,6 +254,13 @@
       <xsl:when test="$L = 'en'">SHA-256 of the signature value (also in the QR code):</xsl:when>
       <xsl:when test="$L = 'ru'">SHA-256 значения подписи (также в QR-коде):</xsl:when>
       <xsl:otherwise>İmza dəyərinin SHA-256 həşi (QR kodda da var):</xsl:otherwise>
+    </xsl:choose>
+  </xsl:variable>
+  <xsl:variable name="t-online">
+    <xsl:choose>
+      <xsl:when test="$L = 'en'">Check this statement online at Azərsu: scan the QR code or open</xsl:when>
+      <xsl:when test="$L = 'ru'">Проверить справку онлайн в Azərsu: отсканируйте QR-код или откройте</xsl:when>
+      <xsl:otherwise>Arayışı Azərsu-nun saytında yoxlayın: QR kodu skan edin və ya bu ünvanı açın</xsl:otherwise>
     </xsl:choose>
   </xsl:variable>
   <xsl:variable name="t-how">
@@ -483,15 +493,23 @@
                 <p class="how">
                   <xsl:value-of select="$t-how-print"/>
                   <xsl:text> </xsl:text>
-                  <code>azersu-statement verify <xsl:value-of select="$t-file"/> --digest <xsl:value-of select="$digest"/></code>
+                  <code>azersu-statement verify <xsl:value-of select="$t-file"/> --digest SHA-256</code>
                 </p>
               </td>
               <td class="qr">
                 <xsl:if test="string($qr)">
-                  <img id="qr" src="{$qr}" alt="{concat($number, ';sha256=', $digest)}"/>
+                  <img id="qr" src="{$qr}" alt="{$verify-url}"/>
                 </xsl:if>
               </td>
             </tr>
+            <xsl:if test="string($verify-url)">
+              <tr>
+                <td class="online" colspan="2">
+                  <p class="online-label"><xsl:value-of select="$t-online"/>:</p>
+                  <p class="verify-url" id="verify-url"><xsl:value-of select="$verify-url"/></p>
+                </td>
+              </tr>
+            </xsl:if>
           </table>
         </xsl:when>
         <xsl:otherwise>
@@ -600,7 +618,7 @@ table { border-collapse: collapse; width: 100%; }
 .months tfoot th, .months tfoot td { font-weight: bold; background: #e5eef7; border-top: 1.2pt solid #0b5fa5; }
 .months tfoot th { text-align: left; }
 .months tr.empty td { text-align: center; color: #4a5561; }
-.signature { margin-top: 5mm; border-top: 0.6pt solid #9fb3c6; padding-top: 2.5mm; font-size: 8pt; }
+.signature { margin-top: 4mm; border-top: 0.6pt solid #9fb3c6; padding-top: 2mm; font-size: 8pt; }
 .signature p { margin: 0 0 1.2mm 0; }
 .signature-layout td { vertical-align: top; padding: 0; }
 .signature-text { padding-right: 4mm; }
@@ -608,6 +626,11 @@ table { border-collapse: collapse; width: 100%; }
 .digest { font-family: "DejaVu Sans Mono", "Noto Sans Mono", monospace; font-size: 8.5pt; }
 code { font-family: "DejaVu Sans Mono", "Noto Sans Mono", monospace; font-size: 7.4pt; word-break: break-all; }
 td.qr { width: 34mm; text-align: right; }
+td.online { padding-top: 0.5mm; text-align: right; }
+.signature .online p { margin: 0; }
+.verify-url { font-family: "DejaVu Sans Mono", "Noto Sans Mono", monospace; font-size: 7.4pt;
+  word-break: break-all; }
+.compact .verify-url { font-size: 6.6pt; }
 td.qr img { width: 32mm; height: 32mm; }
 .checked { color: #1d6b2f; font-weight: bold; }
 .unsigned { color: #b00020; font-weight: bold; }

@@ -56,6 +56,26 @@ REDIS_TIMEOUT_S = 1.0
 REDIS_SCHEMES = ("redis", "rediss")
 
 
+def redis_client(url: str, timeout_s: float = REDIS_TIMEOUT_S) -> redis.Redis:
+    """Return a client of ``AZERSU_REPLAY_URL``'s Redis, connecting lazily.
+
+    The connect and read timeouts are ``timeout_s``; a refused or reset
+    connection is retried once at once, a timeout never (see
+    :meth:`RedisReplayCache.from_url`).  Every store the service keeps in
+    that Redis uses a client made here.
+    """
+    try:
+        return redis.Redis.from_url(
+            url,
+            socket_connect_timeout=timeout_s,
+            socket_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            health_check_interval=30,
+        )
+    except ValueError as exc:  # the message names a part, never the password
+        raise ConfigurationError(REPLAY_URL_SETTING, f"not a valid Redis URL: {exc}") from exc
+
+
 class ReplayCache(Protocol):
     """Remembers message fingerprints for a while."""
 
@@ -98,17 +118,7 @@ class RedisReplayCache:
         retry finds the key and the message is refused as a replay: a wrong
         refusal, never a wrong acceptance.)
         """
-        try:
-            client = redis.Redis.from_url(
-                url,
-                socket_connect_timeout=timeout_s,
-                socket_timeout=timeout_s,
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-                health_check_interval=30,
-            )
-        except ValueError as exc:  # the message names a part, never the password
-            raise ConfigurationError(REPLAY_URL_SETTING, f"not a valid Redis URL: {exc}") from exc
-        return cls(client, prefix)
+        return cls(redis_client(url, timeout_s), prefix)
 
     def first_seen(self, key: str, ttl_s: float) -> bool:
         """Record ``key`` with ``SET NX PX``; return False if it was already there."""

@@ -20,6 +20,7 @@ from lxml import etree
 
 from service.errors import InvalidSecurity
 from service.namespaces import TNS
+from service.signing.hardened_xml import parse_request
 from service.signing.keys import SigningIdentity, fingerprint
 from service.signing.policy import STATEMENT_POLICY, STATEMENT_TAG, Reason, VerificationPolicy
 from service.signing.trust import DEFAULT_SERVICE_SIGNER, TrustStore, check_signer_name
@@ -32,7 +33,26 @@ from service.signing.xmldsig import (
     verify_signature,
 )
 
-__all__ = ["STATEMENT_TAG", "StatementSigner", "StatementVerifier", "VerifiedStatement"]
+__all__ = [
+    "STATEMENT_TAG",
+    "StatementSigner",
+    "StatementVerifier",
+    "VerifiedStatement",
+    "signature_value_sha256",
+    "verify_saved_statement",
+]
+
+
+def signature_value_sha256(signature: etree._Element) -> str:
+    """Return the SHA-256 (hex) of a ``ds:Signature``'s decoded SignatureValue.
+
+    This digest names a signed Statement: the printed copy shows it, its QR
+    code carries it and the registry of issued statements keeps it.
+    """
+    text = signature.findtext(ds("SignatureValue"))
+    if not text or not text.strip():
+        raise InvalidSecurity("the signature has no SignatureValue", Reason.STRUCTURE)
+    return hashlib.sha256(base64.b64decode("".join(text.split()), validate=True)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -57,8 +77,11 @@ class StatementSigner:
         self._signer = XmlSigner(identity.private_key)
         self._certificate_text = base64.b64encode(identity.certificate_der).decode("ascii")
 
-    def sign(self, statement: etree._Element) -> None:
-        """Sign ``statement`` in place (its ``Id`` attribute must be set)."""
+    def sign(self, statement: etree._Element) -> str:
+        """Sign ``statement`` in place (its ``Id`` attribute must be set).
+
+        Return the SHA-256 of the new SignatureValue (:func:`signature_value_sha256`).
+        """
         statement_id = statement.get("Id")
         if statement.tag != STATEMENT_TAG or not statement_id:
             raise ValueError("not a Statement with an Id")
@@ -66,6 +89,7 @@ class StatementSigner:
         signature = self._signer.sign(statement, [reference])
         x509_data = etree.SubElement(key_info(signature), ds("X509Data"))
         etree.SubElement(x509_data, ds("X509Certificate")).text = self._certificate_text
+        return signature_value_sha256(signature)
 
 
 class StatementVerifier:
@@ -123,8 +147,19 @@ class StatementVerifier:
         self.trust.check(certificate)
         check_signer_name(certificate, self.signers)
         verify_signature(signature, [statement], certificate.public_key(), policy=self.policy)
-        value = base64.b64decode("".join((signature.findtext(ds("SignatureValue")) or "").split()))
         signer = SignerInfo(
             certificate, certificate.subject.rfc4514_string(), fingerprint(certificate)
         )
-        return VerifiedStatement(statement, signer, hashlib.sha256(value).hexdigest())
+        return VerifiedStatement(statement, signer, signature_value_sha256(signature))
+
+
+def verify_saved_statement(raw: bytes, verifier: StatementVerifier) -> VerifiedStatement:
+    """Check a Statement saved as a file of its own: the one check of ``verify`` and the web.
+
+    The bytes go through the hardened parser (no DTD, entities, comments or
+    processing instructions), then :meth:`StatementVerifier.verify` checks the
+    signature, the signer's trust and its name.  Raises
+    :class:`service.errors.AzersuError` (a security fault, or the parser's
+    refusal) with the reason.
+    """
+    return verifier.verify(parse_request(raw))

@@ -174,6 +174,14 @@ class TrustStore:
         keys = frozenset(filter(None, (_public_key_der(anchor) for anchor in self.anchors)))
         object.__setattr__(self, "_anchor_keys", keys)
 
+    def statement_signers(self) -> TrustStore:
+        """Return a store of the same CAs that accepts any fit certificate they issued.
+
+        For checking Statements (``verify``, the verification page's upload),
+        whose signer is then checked by name, as ``verify --trust`` does.
+        """
+        return TrustStore(self.anchors, accept_any_signer_of_ca=True)
+
     @classmethod
     def from_pem_file(
         cls,
