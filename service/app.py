@@ -25,6 +25,7 @@ from service.billing.deadline import DEADLINE_MARGIN_S, BillingDeadline
 from service.billing.engine import create_read_only_engine
 from service.billing.statement_query import BillingQueries
 from service.billing.tables import BillingTables, build_billing_tables
+from service.client_address import forwarded_client
 from service.cooperative import driver_blocks_in_c
 from service.handlers.billing_statement import StatementContext, StatementOperation
 from service.metrics import Metrics
@@ -100,6 +101,7 @@ class ServiceApp:
             max_body_bytes=settings.max_body_bytes,
             wsdl=contract.wsdl,
         )
+        self.trusted_proxies = settings.trusted_proxy_networks
         self.rate_counter = create_rate_counter(settings)
         self.verification = verification.PublicVerification(
             audit.registry,
@@ -115,6 +117,12 @@ class ServiceApp:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Route a request: ``/soap`` (and its WSDL), ``/verify`` (and its JSON and CSS),
         ``/healthz``, ``/readyz``, ``/metrics``."""
+        if self.trusted_proxies:  # the client behind a trusted reverse proxy
+            environ["REMOTE_ADDR"] = forwarded_client(
+                str(environ.get("REMOTE_ADDR", "")),
+                str(environ.get("HTTP_X_FORWARDED_FOR", "")),
+                self.trusted_proxies,
+            )
         path = environ.get("PATH_INFO", "")
         if path == SOAP_PATH:
             return self.soap(environ, start_response)

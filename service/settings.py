@@ -11,6 +11,7 @@ Every field is documented below and in docs/configuration.md (a test keeps the t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -163,6 +164,12 @@ class Settings:
     #: address (IPv4, or IPv6 /64) may get per minute, over all workers and
     #: hosts sharing the replay store; beyond it every lookup from it is 429.
     verify_rate_per_min: int = 30
+    #: The reverse proxies (addresses or networks, separated by commas or
+    #: spaces) whose ``X-Forwarded-For`` names the client: the audit records
+    #: and the verification page's limit then count the client, not the
+    #: proxy.  A request from any other address is taken at its peer
+    #: address, whatever it sends.  Default empty (no proxy trusted).
+    trusted_proxies: str = ""
 
     @property
     def tls_enabled(self) -> bool:
@@ -173,6 +180,21 @@ class Settings:
     def trusted_client_fingerprints(self) -> tuple[str, ...]:
         """Return the pinned client fingerprints as listed."""
         return tuple(part for part in re.split(r"[,\s]+", self.trusted_clients) if part)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Return the trusted reverse proxies as networks (one address is a /32 or /128)."""
+        networks = []
+        for part in re.split(r"[,\s]+", self.trusted_proxies):
+            if not part:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError as exc:
+                raise ConfigurationError(
+                    "AZERSU_TRUSTED_PROXIES", f"not an address or network: {part!r}"
+                ) from exc
+        return tuple(networks)
 
     @property
     def resolved_public_url(self) -> str:
@@ -216,6 +238,7 @@ class Settings:
                 "AZERSU_SUBSCRIBER_CODE_PATTERN", f"not a regular expression: {exc}"
             ) from exc
         _ = self.report_period_pin
+        _ = self.trusted_proxy_networks
         for name in (
             "port",
             "db_pool_size",

@@ -520,7 +520,8 @@ def test_haproxy_checks_readiness_and_bounds_slow_clients() -> None:
         r"option http-buffer-request",
         r"retry-on conn-failure",
         r"http-request deny deny_status 404 unless \{ path /soap \}",
-        r"http-request deny deny_status 404 unless \{ path /verify /verify.json \}",
+        r"http-request deny deny_status 404 unless \{ path /verify /verify.json /verify.css \}",
+        r"option forwardfor",
     ):
         assert re.search(rf"^\s*{line}\s*$", text, re.M), line
 

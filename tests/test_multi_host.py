@@ -320,6 +320,7 @@ def test_soap_and_verify_are_separate_doors_and_slow_clients_are_cut_off(
         (soap_base, "GET", "/", False),
         (verify_base, "GET", "/verify", True),
         (verify_base, "GET", "/verify.json", True),
+        (verify_base, "GET", "/verify.css", True),  # the page's own stylesheet
         (verify_base, "POST", "/soap", False),
         (verify_base, "GET", "/soap?wsdl", False),
         (verify_base, "GET", "/metrics", False),
