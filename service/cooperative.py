@@ -12,6 +12,7 @@ outside a gevent worker (tests, the command line) it just calls the function.
 
 from __future__ import annotations
 
+import os
 import selectors
 import sys
 import threading
@@ -61,10 +62,11 @@ def make_drivers_cooperative() -> None:
     psycopg at what it would have picked after the patch: its ``poll`` wait
     (``select.poll`` is gevent's now) and the patched selector its connect
     wait uses.  Before psycopg's import it does nothing: psycopg then sees
-    the patch itself.
+    the patch itself; where ``PSYCOPG_WAIT_FUNC`` names a wait (an
+    experiment), psycopg keeps it.
     """
     waiting = sys.modules.get("psycopg.waiting")
-    if waiting is None:
+    if waiting is None or "PSYCOPG_WAIT_FUNC" in os.environ:  # not imported yet, or chosen
         return
     waiting.wait = waiting.wait_poll  # type: ignore[attr-defined]
     waiting._ready = waiting._ready_poll  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from service.cooperative import driver_blocks_in_c
 from service.signing.keys import SigningIdentity
 from service.signing.trust import TrustStore
 from tests import billing_fixtures as bf
+from tests.conftest import require_tool
 from tests.gunicorn_process import ServedProcess, fixture_service_env
 from tests.postgres_server import PostgresServer
 from tests.redis_server import RedisServer
@@ -111,12 +112,12 @@ def test_which_drivers_wait_in_c(dialect: str, driver: str, blocks: bool) -> Non
     assert driver_blocks_in_c(dialect, driver) is blocks
 
 
-def _wait_until_redis_holds_unread_bytes(port: int) -> None:
+def _wait_until_redis_holds_unread_bytes(ss: str, port: int) -> None:
     """Return once a connection to the stopped Redis holds bytes it hasn't read (``ss``)."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         listing = subprocess.run(
-            ["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+            [ss, "-Htn", "state", "established", f"( sport = :{port} )"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         if any(int(line.split()[0]) > 0 for line in listing.splitlines()):
@@ -133,8 +134,24 @@ def test_a_redis_that_stops_answering_stops_no_other_connection(
     trust: TrustStore,
     tmp_path: Path,
 ) -> None:
+    ss = require_tool("ss", "iproute2")
     redis = RedisServer(tmp_path / "redis")
     redis.start()
+    try:
+        _serve_while_redis_stops(redis, ss, billing_db, pki, portal_identity, trust, tmp_path)
+    finally:
+        redis.stop()
+
+
+def _serve_while_redis_stops(
+    redis: RedisServer,
+    ss: str,
+    billing_db: str,
+    pki: dict[str, Path],
+    portal_identity: SigningIdentity,
+    trust: TrustStore,
+    tmp_path: Path,
+) -> None:
     # Redis's own wait, longer than the test waits for /healthz (redis-py takes it from the URL)
     replay_url = f"{redis.url}?socket_timeout={SLOW_READ_TIMEOUT_S}"
     env = fixture_service_env(pki, billing_db, tmp_path / "var", AZERSU_REPLAY_URL=replay_url)
@@ -147,7 +164,7 @@ def test_a_redis_that_stops_answering_stops_no_other_connection(
         try:
             with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
                 stuck = pool.submit(client.call, bf.FULL, bf.FIN)
-                _wait_until_redis_holds_unread_bytes(redis.port)  # the replay check is sent
+                _wait_until_redis_holds_unread_bytes(ss, redis.port)  # the replay check is sent
                 health = requests.get(f"{server.base_url}/healthz", timeout=HEALTHZ_WAIT_S)
                 assert health.status_code == 200
                 assert not stuck.done()
@@ -157,4 +174,3 @@ def test_a_redis_that_stops_answering_stops_no_other_connection(
             redis.process.send_signal(signal.SIGCONT)
     finally:
         assert server.stop() == 0, server.log_text()
-        redis.stop()
