@@ -474,11 +474,15 @@ def _check_request(settings: Settings, args: argparse.Namespace) -> int:
         bundle = Path(trust_path).read_bytes()
     except OSError as exc:
         raise ConfigurationError("--trust", f"cannot read {trust_path}: {exc.strerror}") from exc
+    registered = tuple(part for part in fingerprints.replace(",", " ").split() if part)
+    # The trust the service builds (TrustMaterial.build), without its signing key; with no
+    # caller registered it still answers, naming the refusal the service would give.
     trust = TrustStore.from_pem_bytes(
         bundle,
-        [part for part in fingerprints.replace(",", " ").split() if part],
+        registered,
         "--trust",
         trust_path,
+        accept_any_signer_of_ca=settings.accept_any_caller_of_ca,
         caller_certificates=callers,
     )
     check_client_certificates(trust)

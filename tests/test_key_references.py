@@ -701,6 +701,24 @@ def test_check_request_with_fingerprints_and_the_trust_setting(
     assert "would be accepted" in capsys.readouterr().out
 
 
+def test_check_request_applies_accept_any_caller_of_ca_as_the_service_does(
+    callers: Callers,
+    pki: dict[str, Path],
+    tmp_path: Path,
+    clean_environment: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AZERSU_TRUST_CA", str(pki["ca.pem"]))
+    captured = tmp_path / "request.xml"
+    captured.write_bytes(signed_request(callers.alice, None))
+    assert main(["check-request", str(captured)]) == 1
+    assert "FailedAuthentication (signer_not_registered)" in capsys.readouterr().out
+    monkeypatch.setenv("AZERSU_ACCEPT_ANY_CALLER_OF_CA", "true")
+    assert main(["check-request", str(captured)]) == 0
+    assert "would be accepted" in capsys.readouterr().out
+
+
 def test_check_request_refuses_an_unfit_registered_certificate(
     callers: Callers,
     pki: dict[str, Path],
