@@ -8,27 +8,15 @@ per run.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-
-def require_tool(name: str) -> str:
-    """Return the tool's path; skip without it, but fail on CI (CI=true)."""
-    path = shutil.which(name)
-    if path:
-        return path
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"CI=true but {name} is not installed (see .ci/run)", pytrace=False)
-    pytest.skip(f"{name} is not installed")
+from tests.conftest import require_tool
 
 
 def chromium(target: str, tmp_path: Path, *mode: str) -> subprocess.CompletedProcess[str]:
     """Run Debian's headless Chromium on ``target`` (a URL) with a fresh profile."""
-    binary = require_tool("chromium")
+    binary = require_tool("chromium", "chromium")
     profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
     result = subprocess.run(
         [
@@ -46,7 +34,7 @@ def chromium(target: str, tmp_path: Path, *mode: str) -> subprocess.CompletedPro
 
 def read_qr(png: Path) -> str:
     """Return the text of the QR code in a picture, as zbarimg reads it ("" if none)."""
-    zbarimg = require_tool("zbarimg")
+    zbarimg = require_tool("zbarimg", "zbar-tools")
     result = subprocess.run(
         [zbarimg, "--raw", "-q", str(png)],
         capture_output=True, text=True, timeout=60, check=False,

@@ -1,10 +1,19 @@
-"""Shared fixtures: a hand-made billing database, settings, and the service on loopback."""
+"""Shared fixtures: a hand-made billing database, settings, and the service on loopback.
+
+A test that needs what a machine may lack (a program, a server, a jar) is
+skipped without it, except on CI (``CI=true``), where it fails: :func:`require`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -20,6 +29,7 @@ from service.signing.keys import SigningIdentity, fingerprint, load_signing_iden
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseSigner
 from tests import billing_fixtures
+from tests.postgres_server import PostgresServer, unavailable_reason
 from tests.xmlsec_binding import xmlsec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,12 +191,45 @@ def serve_app() -> Iterator[type[LiveServer]]:
         server.stop()
 
 
+# --------------------------------------------------------------------------- what tests need
+# A test that needs something this machine lacks (a program, a server, a jar)
+# is skipped, except on CI, where it fails: CI must run every test.
+
+
+def on_ci() -> bool:
+    """Return whether the tests run on CI (``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def require(unavailable: str | None, what: str) -> None:
+    """Go on when ``unavailable`` is None; else skip, except on CI (``CI=true``), where fail.
+
+    ``unavailable`` says what is missing; ``what`` names the tests that need it.
+    """
+    if unavailable is None:
+        return
+    if on_ci():
+        pytest.fail(f"CI=true but {what} can't run: {unavailable}", pytrace=False)
+    pytest.skip(f"{what}: {unavailable}")
+
+
+def require_tool(
+    command: str, debian_package: str, why: str = "", also: Sequence[str] = ()
+) -> str:
+    """Return the path of ``command`` (or of the first executable of ``also``).
+
+    Without it the test is skipped, except on CI (``CI=true``), where it fails.
+    ``why`` says what the test does with it; ``also`` are places off the PATH
+    (``/usr/sbin`` for a user who is not root).
+    """
+    path = shutil.which(command) or next((p for p in also if os.access(p, os.X_OK)), None)
+    missing = f"{command} is not installed (Debian package {debian_package})"
+    require(None if path else missing + (f": {why}" if why else ""), "this test")
+    assert path is not None  # require() skipped or failed the test otherwise
+    return path
+
+
 # --------------------------------------------------------------------------- PostgreSQL
-# (imported here, with the fixtures that use them, so that this section is self-contained)
-
-import os  # noqa: E402
-
-from tests.postgres_server import PostgresServer, unavailable_reason  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -196,7 +239,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     Without PostgreSQL the tests that need it are skipped, except on CI (``CI=true``)
     where they fail: CI must run them.
     """
-    _require_postgres()
+    require(unavailable_reason(), "the tests on PostgreSQL")
     server = PostgresServer()
     try:
         yield server
@@ -207,7 +250,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def private_postgres_server() -> Iterator[PostgresServer]:
     """Start a PostgreSQL server for one test (which may stop or crash it); always removed."""
-    _require_postgres()
+    require(unavailable_reason(), "the tests on PostgreSQL")
     server = PostgresServer()
     try:
         yield server
@@ -218,7 +261,7 @@ def private_postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="module")
 def module_postgres_server() -> Iterator[PostgresServer]:
     """Start a PostgreSQL server for one test module (whose tests may stop it); always removed."""
-    _require_postgres()
+    require(unavailable_reason(), "the tests on PostgreSQL")
     server = PostgresServer()
     try:
         yield server
@@ -234,38 +277,11 @@ def pg_billing_url(postgres_server: PostgresServer) -> str:
     return url
 
 
-def _require_postgres() -> None:
-    """Skip when PostgreSQL can't run here; fail instead on CI (CI=true)."""
-    reason = unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"CI=true but PostgreSQL is not available: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL not available: {reason}")
-
-
 # --------------------------------------------------------------------------- external tools
 # Command-line tools and other SOAP stacks that interoperability tests run.
 
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
 #: Where the tests install node-soap (package.json and package-lock.json are committed).
 NODE_INTEROP = ROOT / "tests" / "interop" / "node"
-
-
-def require_tool(command: str, debian_package: str) -> str:
-    """Return the path of ``command``: skip without it, except on CI (``CI=true``), where fail."""
-    path = shutil.which(command)
-    if path:
-        return path
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(
-            f"CI=true but {command} is not installed (Debian package {debian_package})",
-            pytrace=False,
-        )
-    pytest.skip(f"{command} is not installed (Debian package {debian_package})")
 
 
 @pytest.fixture(scope="session")
@@ -280,7 +296,7 @@ def curl() -> str:
     return require_tool("curl", "curl")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class NodeSoap:
     """Node.js with node-soap installed: run a script with ``NODE_PATH`` set to it."""
 
@@ -292,10 +308,39 @@ class NodeSoap:
         return {**os.environ, "NODE_PATH": str(self.node_modules)}
 
 
+def node_version_problem(node: str) -> str | None:
+    """Return why ``node`` can't run the pinned node-soap (too old, see package.json), or None.
+
+    node-soap 1.13 needs Node.js 20.19 or newer; Debian 12's own nodejs is 18.
+    """
+    package = json.loads((NODE_INTEROP / "package.json").read_text(encoding="utf-8"))
+    engines = package["engines"]["node"]
+    wanted = re.fullmatch(r">=\s*(\d+)\.(\d+)\.(\d+)", engines)
+    assert wanted, f"{NODE_INTEROP / 'package.json'}: engines.node {engines!r} is not >=X.Y.Z"
+    needed = tuple(int(part) for part in wanted.groups())
+    ran = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    found = re.fullmatch(r"v(\d+)\.(\d+)\.(\d+)", ran.stdout.strip())
+    needs = (
+        f"node-soap {package['dependencies']['soap']} needs Node.js "
+        f"{'.'.join(map(str, needed))} or newer"
+    )
+    if ran.returncode != 0 or found is None:
+        return f"{needs}; `{node} --version` answered {(ran.stdout + ran.stderr).strip()!r}"
+    if tuple(int(part) for part in found.groups()) < needed:
+        return f"{needs}; {node} is {ran.stdout.strip()}"
+    return None
+
+
 @pytest.fixture(scope="session")
 def node_soap() -> NodeSoap:
-    """Install node-soap as the lock file pins it (``npm ci``) once per session."""
+    """Install node-soap as the lock file pins it (``npm ci``) once per session.
+
+    A Node.js older than node-soap needs skips the tests, or fails them on CI.
+    """
     node = require_tool("node", "nodejs")
+    require(node_version_problem(node), "the node-soap tests")
     npm = require_tool("npm", "npm")
     installed = subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"],

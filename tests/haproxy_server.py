@@ -14,16 +14,17 @@ import csv
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 HAPROXY_CFG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
@@ -33,15 +34,7 @@ BACKEND = "be_azersu_statement"
 
 def haproxy_executable() -> str:
     """Return the haproxy program; skip the test (fail on CI) if there is none."""
-    found = shutil.which("haproxy") or next(
-        (p for p in ("/usr/sbin/haproxy",) if os.access(p, os.X_OK)), None
-    )
-    if found:
-        return found
-    reason = "haproxy is not installed (apt-get install haproxy)"
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"{reason}; it is required on CI", pytrace=False)
-    pytest.skip(reason)
+    return require_tool("haproxy", "haproxy", also=("/usr/sbin/haproxy",))
 
 
 def haproxy_environment(backends: Sequence[str], **binds: str) -> dict[str, str]:
@@ -155,6 +148,28 @@ class HaproxyProcess:
                 except ValueError:
                     continue
         return records
+
+    def wait_for_log_records(
+        self, request_ids: Iterable[str], timeout_s: float = 10
+    ) -> dict[str, dict[str, Any]]:
+        """Return the request log lines by request id, once every id named has its line.
+
+        HAProxy writes a request's line when the request ends, which may be a
+        moment after the client has read the answer: wait for it (``timeout_s``).
+        """
+        wanted = set(request_ids)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            by_id = {record["request_id"]: record for record in self.log_records()}
+            missing = wanted - by_id.keys()
+            if not missing:
+                return by_id
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"HAProxy logged no line for {len(missing)} request(s) in {timeout_s} s: "
+                    f"{sorted(missing)[:5]}"
+                )
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -9,8 +9,6 @@ missing server is a failure: the shared replay store must be tested there.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -18,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.conftest import require_tool
 
 DEBIAN_REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -32,15 +30,7 @@ def free_port() -> int:
 
 def redis_server_executable() -> str:
     """Return the redis-server program; skip the test (fail on CI) if there is none."""
-    found = shutil.which("redis-server") or (
-        DEBIAN_REDIS_SERVER if os.access(DEBIAN_REDIS_SERVER, os.X_OK) else None
-    )
-    if found:
-        return found
-    reason = "redis-server is not installed (apt-get install redis-server)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; it is required on CI")
-    pytest.skip(reason)
+    return require_tool("redis-server", "redis-server", also=(DEBIAN_REDIS_SERVER,))
 
 
 def ping(port: int, timeout: float = 0.5) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import re
 import sqlite3
 import unicodedata
@@ -30,6 +29,7 @@ from service.demo_data import (
     invoice_amount,
     latest_closed_period,
 )
+from tests.postgres_server import PostgresServer
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "service" / "schemas"
 
@@ -472,27 +472,9 @@ def test_one_month_and_one_subscriber(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def pg_server(request: pytest.FixtureRequest) -> Any:
-    """A real PostgreSQL server (tests.postgres_server); skipped without one, except on CI."""
-    try:  # the session's server, when tests/conftest.py provides one
-        return request.getfixturevalue("postgres_server")
-    except pytest.FixtureLookupError:
-        pass
-    on_ci = os.environ.get("CI", "").strip().lower() == "true"
-    try:
-        from tests.postgres_server import PostgresServer, unavailable_reason
-    except ImportError as exc:
-        if on_ci:
-            pytest.fail(f"CI=true but tests.postgres_server is missing: {exc}", pytrace=False)
-        pytest.skip(f"tests.postgres_server is not available: {exc}")
-    reason = unavailable_reason()
-    if reason is not None:
-        if on_ci:
-            pytest.fail(f"CI=true but PostgreSQL is not available: {reason}", pytrace=False)
-        pytest.skip(f"PostgreSQL not available: {reason}")
-    server = PostgresServer()
-    request.addfinalizer(server.cleanup)
-    return server
+def pg_server(postgres_server: PostgresServer) -> PostgresServer:
+    """The session's PostgreSQL server (tests/conftest.py): skipped without one, except on CI."""
+    return postgres_server
 
 
 def plain_postgresql_url(server: Any, name: str) -> str:

@@ -40,6 +40,7 @@ from service.serving import GRACEFUL_TIMEOUT_S
 from service.settings import Settings, env_name, load_settings
 from service.worker import STOP_KEEPALIVE_LINGER_S
 from tests import billing_fixtures
+from tests.conftest import require, require_tool
 from tests.gunicorn_process import ServedProcess, fixture_service_env, free_port, service_env
 from tests.haproxy_server import HAPROXY_CFG, check_config, haproxy_environment
 
@@ -53,18 +54,6 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 #: with the pinned kubernetes-validate of setup.cfg's test extras).
 KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")
 SETTING_NAMES = {env_name(f.name) for f in fields(Settings)}
-#: Seconds before the drain during which a stopping pod still gets requests.
-CI = os.environ.get("CI", "").strip().lower() == "true"
-
-
-def _require(program: str, why: str) -> str:
-    """Return the program's path; skip without it, fail on CI (CI=true)."""
-    found = shutil.which(program)
-    if found:
-        return found
-    if CI:
-        pytest.fail(f"CI=true but {program} is missing: {why}", pytrace=False)
-    pytest.skip(f"{program} is missing: {why}")
 
 
 # --------------------------------------------------------------------------- Containerfile
@@ -205,15 +194,18 @@ def test_the_healthcheck_command_asks_a_real_server(
 @pytest.fixture
 def read_only_root() -> Iterator[Path]:
     """A folder outside /tmp for a service whose root file system is read-only."""
-    _require("unshare", "the read-only root test runs serve in a mount namespace")
-    probe = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True
+    unshare = require_tool(
+        "unshare", "util-linux", "the read-only root test runs serve in a mount namespace"
     )
-    if probe.returncode != 0:
-        reason = f"no mount namespace here: {probe.stderr.decode(errors='replace').strip()}"
-        if CI:
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+    probe = subprocess.run(
+        [unshare, "--mount", "--propagation", "private", "true"], capture_output=True
+    )
+    require(
+        None
+        if probe.returncode == 0
+        else f"no mount namespace here: {probe.stderr.decode(errors='replace').strip()}",
+        "the read-only root test",
+    )
     folder = Path(tempfile.mkdtemp(prefix="azersu-read-only-", dir="/var/tmp"))
     try:
         yield folder
@@ -583,7 +575,7 @@ def _unit_here(folder: Path, text: str | None = None) -> Path:
 
 
 def _systemd_analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    program = _require("systemd-analyze", "the systemd unit is checked with it")
+    program = require_tool("systemd-analyze", "systemd", "the systemd unit is checked with it")
     return subprocess.run([program, *args], capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -33,7 +33,7 @@ from service.pki import IssuedPair, issue
 from service.signing.trust import TrustStore
 from tests import billing_fixtures as bf
 from tests import soapui_project
-from tests.conftest import ROOT, require_tool
+from tests.conftest import ROOT, node_version_problem, require, require_tool
 from tests.gunicorn_process import (  # noqa: F401 (a fixture: pytest injects it by name)
     ServedProcess,
     gunicorn_service,
@@ -179,6 +179,10 @@ def test_the_shell_example_passes_on_a_refusal_as_curl_s_status(
     stranger = issue(load_ca(pki), "stranger.e-gov.az", "e-gov.az", client=True)
     (tmp_path / "stranger.key").write_bytes(stranger.key_pem())
     (tmp_path / "stranger.pem").write_bytes(stranger.cert_pem())
+    subject = stranger.certificate.subject.rfc4514_string()
+    reason = "security fault FailedAuthentication (signer_not_registered)"
+    expected = f"{reason}: certificate {subject} "
+    before = [m for m in security_faults(gunicorn_service) if m.startswith(expected)]
     result = run_shell_example(
         gunicorn_service, pki, tmp_path / "stranger.key", tmp_path / "stranger.pem", curl
     )
@@ -188,10 +192,9 @@ def test_the_shell_example_passes_on_a_refusal_as_curl_s_status(
     assert envelope.body.findtext(f".//{{{ns.SOAP11_ENV}}}Fault/faultcode") == (
         "wsse:FailedAuthentication"
     )
-    assert any(
-        m.startswith("security fault FailedAuthentication (") and "CN=stranger.e-gov.az" in m
-        for m in security_faults(gunicorn_service)
-    ), gunicorn_service.log_text()
+    # The reason: the stranger's certificate is not registered (logged once, for this call).
+    refused = [m for m in security_faults(gunicorn_service) if m.startswith(expected)]
+    assert len(refused) == len(before) + 1, gunicorn_service.log_text()[-3000:]
 
 
 # --- SoapUI: the project's request, replayed with curl ------------------------------------------
@@ -396,3 +399,46 @@ def test_a_missing_tool_fails_on_ci_and_is_skipped_elsewhere(
     assert "azersu-no-such-tool is not installed (Debian package no-such-package)" in str(
         raised.value
     )
+
+
+def test_a_missing_need_that_is_no_command_fails_on_ci_and_is_skipped_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    require(None, "tests that need nothing missing")  # nothing missing: the test goes on
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        require("a.jar not in /usr/share/java", "the jar tests")
+    assert str(failed.value) == "CI=true but the jar tests can't run: a.jar not in /usr/share/java"
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        require("a.jar not in /usr/share/java", "the jar tests")
+    assert str(skipped.value) == "the jar tests: a.jar not in /usr/share/java"
+
+
+#: (what ``node --version`` prints, its exit status, whether node-soap 1.13 can run on it).
+NODE_VERSIONS = [
+    pytest.param("v18.19.0", 0, False, id="debian-12-nodejs-18"),
+    pytest.param("v20.18.3", 0, False, id="20.18-one-minor-short"),
+    pytest.param("v20.19.0", 0, True, id="20.19.0-the-least"),
+    pytest.param("v20.20.2", 0, True, id="20.20"),
+    pytest.param("v22.1.0", 0, True, id="22"),
+    pytest.param("v100.0.0", 0, True, id="three-digit-major"),
+    pytest.param("not a version", 0, False, id="no-version"),
+    pytest.param("v22.1.0", 1, False, id="exit-status-1"),
+]
+
+
+@pytest.mark.parametrize(("printed", "status", "fit"), NODE_VERSIONS)
+def test_node_soap_needs_node_20_19_or_newer(
+    tmp_path: Path, printed: str, status: int, fit: bool
+) -> None:
+    node = tmp_path / "node"
+    node.write_text(f"#!/bin/sh\necho '{printed}'\nexit {status}\n", encoding="utf-8")
+    node.chmod(0o755)
+    problem = node_version_problem(str(node))
+    if fit:
+        assert problem is None
+        return
+    assert problem is not None
+    assert problem.startswith("node-soap 1.13.0 needs Node.js 20.19.0 or newer; "), problem
+    assert printed in problem

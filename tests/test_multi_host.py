@@ -1,15 +1,15 @@
 """Several hosts behind HAProxy, under failure: the production shape, built on this machine.
 
 Three ``azersu-statement serve`` processes (each its own gunicorn master with
-two workers, on ports of their own) stand for three hosts.  Billing is on one
-PostgreSQL server, the audit on another that all three share (so that the
-audit database can be stopped while billing goes on), and the replay store on
-one shared Redis.  HAProxy runs the configuration shipped in
-``deploy/haproxy/haproxy.cfg`` (the addresses come from the environment),
-checking each host on ``GET /readyz``.
+one worker, :data:`WORKERS_PER_HOST`, on ports of their own) stand for three
+hosts.  Billing is on one PostgreSQL server, the audit on another that all
+three share (so that the audit database can be stopped while billing goes
+on), and the replay store on one shared Redis.  HAProxy runs the
+configuration shipped in ``deploy/haproxy/haproxy.cfg`` (the addresses come
+from the environment), checking each host on ``GET /readyz``.
 
 The tests prove what a second host is for: a message answered by one host is
-a replay on any other; ``kill -9`` of a host (its master and its workers) in
+a replay on any other; ``kill -9`` of a host (its master and its worker) in
 the middle of a load loses only the requests it had in flight, HAProxy takes
 it out within its check interval and back after a restart, and every answer
 has exactly one audit record; a Redis or audit outage makes every host refuse
@@ -45,6 +45,8 @@ from service import namespaces as ns
 from service.signing.keys import SigningIdentity
 from service.signing.trust import TrustStore
 from service.signing.wsse import WsseSigner, WsseVerifier
+from service.verification.pages import form_page, stylesheet
+from service.verification.texts import language
 from service.xroad import build_request_headers
 from tests import billing_fixtures as bf
 from tests.gunicorn_process import ServedProcess, fixture_service_env, free_port
@@ -58,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "multi_host"
 SOAP = ns.SOAP11_ENV
 TNS = ns.TNS
+WSDL = ns.WSDL
 HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"GetBillingStatement"'}
 XROAD_CLIENT = "AZ/GOV/1400057421/portal"
 XROAD_SERVICE = "AZ/COM/9900015741/billing"
@@ -118,6 +121,22 @@ class Cluster:
         self.restarts[index] += 1
         log = self.folder / f"{HOSTS[index]}-{self.restarts[index]}.log"
         return ServedProcess(self.envs[index], log, port=port)
+
+    def restore(self) -> None:
+        """Bring back what a test may have left down: the stores, a dead host, a drained one.
+
+        Called in ``finally``, so that a test that fails half-way does not leave
+        the next tests a cluster short of a store or a host.  It does not wait
+        for HAProxy's checks: each test starts with :meth:`wait_all`.
+        """
+        self.redis.start()  # a no-op when it runs
+        if not self.audit_server.running:
+            self.audit_server.start()
+        for index, host in enumerate(self.hosts):
+            if host.process.poll() is not None:
+                host.stop()  # closes its log
+                self.hosts[index] = self.start_host(index, port=host.port)
+            self.haproxy.admin(f"set server {BACKEND}/{HOSTS[index]} state ready")
 
     def audit_rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with self.audit_server.connect("audit") as conn:
@@ -309,53 +328,81 @@ def test_soap_and_verify_are_separate_doors_and_slow_clients_are_cut_off(
     for thread in threads:
         thread.start()
 
-    cases = [
-        # (base, method, path, forwarded to a host?)
-        (soap_base, "POST", "/soap", True),
-        (soap_base, "GET", "/soap?wsdl", True),
-        (soap_base, "GET", "/verify", False),
-        (soap_base, "GET", "/verify.json", False),
-        (soap_base, "GET", "/metrics", False),
-        (soap_base, "GET", "/readyz", False),
-        (soap_base, "GET", "/", False),
-        (verify_base, "GET", "/verify", True),
-        (verify_base, "GET", "/verify.json", True),
-        (verify_base, "GET", "/verify.css", True),  # the page's own stylesheet
-        (verify_base, "POST", "/soap", False),
-        (verify_base, "GET", "/soap?wsdl", False),
-        (verify_base, "GET", "/metrics", False),
-        (verify_base, "GET", "/healthz", False),
+    def signed_ok(answer: requests.Response) -> None:
+        assert_signed_ok(answer, response_verifier)
+
+    def wsdl(answer: requests.Response) -> None:
+        assert answer.status_code == 200, answer.text[:500]
+        assert etree.fromstring(answer.content).tag == f"{{{WSDL}}}definitions"
+
+    def form_page_html(answer: requests.Response) -> None:
+        # The page without a lookup, in the default language, exactly as the service makes it.
+        assert answer.status_code == 200, answer.text[:500]
+        assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert answer.content == form_page(language(None))
+
+    def json_not_found(answer: requests.Response) -> None:
+        # No number and no digest: a lookup of nothing, which finds nothing.
+        assert answer.status_code == 200, answer.text[:500]
+        assert answer.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert answer.json() == {"result": "NOT_FOUND"}
+
+    def css(answer: requests.Response) -> None:
+        assert answer.status_code == 200, answer.text[:500]
+        assert answer.headers["Content-Type"] == "text/css; charset=utf-8"
+        assert answer.content == stylesheet()
+
+    def denied(answer: requests.Response) -> None:
+        assert answer.status_code == 404, answer.text[:500]
+
+    cases: list[tuple[str, str, str, bool, Callable[[requests.Response], None]]] = [
+        # (base, method, path, forwarded to a host?, what the answer must be)
+        (soap_base, "POST", "/soap", True, signed_ok),
+        (soap_base, "GET", "/soap?wsdl", True, wsdl),
+        (soap_base, "GET", "/verify", False, denied),
+        (soap_base, "GET", "/verify.json", False, denied),
+        (soap_base, "GET", "/metrics", False, denied),
+        (soap_base, "GET", "/readyz", False, denied),
+        (soap_base, "GET", "/", False, denied),
+        (verify_base, "GET", "/verify", True, form_page_html),
+        (verify_base, "GET", "/verify.json", True, json_not_found),
+        (verify_base, "GET", "/verify.css", True, css),  # the page's own stylesheet
+        (verify_base, "POST", "/soap", False, denied),
+        (verify_base, "GET", "/soap?wsdl", False, denied),
+        (verify_base, "GET", "/metrics", False, denied),
+        (verify_base, "GET", "/healthz", False, denied),
     ]
-    answers = {}
-    for base, method, path, _ in cases:
+    answers: list[tuple[str, requests.Response]] = []
+    for base, method, path, _, _ in cases:
         request_id = str(uuid.uuid4())
         data = signed_request(signer, request_id) if method == "POST" else None
-        answers[request_id] = requests.request(
+        response = requests.request(
             method,
             base + path,
             data=data,
             headers={**HEADERS, "X-Request-ID": request_id},
             timeout=(5, 30),
         )
+        answers.append((request_id, response))
     for thread in threads:
         thread.join(timeout=60)
 
-    by_id = {r["request_id"]: r for r in haproxy.log_records()}
-    for (base, method, path, forwarded), (request_id, answer) in zip(
-        cases, answers.items(), strict=True
+    by_id = haproxy.wait_for_log_records([*(i for i, _ in answers), "slow-body"])
+    for (base, method, path, forwarded, check), (request_id, answer) in zip(
+        cases, answers, strict=True
     ):
         line = by_id[request_id]
         where = f"{method} {base}{path}: {line}"
+        assert line["status"] == answer.status_code, where
         if forwarded:
             assert line["server"] in HOSTS, where
         else:
             assert line["server"] == "<NOSRV>", where
             assert line["termination"].startswith("PR"), where  # denied by the proxy
-            assert answer.status_code == 404, where
-    soap_answer = answers[next(iter(answers))]
-    assert_signed_ok(soap_answer, response_verifier)
-    wsdl = answers[list(answers)[1]]
-    assert wsdl.status_code == 200 and b"definitions" in wsdl.content
+        try:
+            check(answer)
+        except AssertionError as failure:
+            raise AssertionError(f"{where}: {failure}") from failure
 
     timeout_s = _haproxy_timeout_s("http-request")
     for kind, (received, closed_after) in slow.items():
@@ -577,21 +624,30 @@ def test_kill_9_of_a_host_mid_load(
         assert not load.exhausted, "the load ran out of messages before the host rejoined"
     finally:
         load.stop()
+        cluster.restore()
 
     answers = [s for s in load.sent if s.status is not None]
     errors = [s for s in load.sent if s.status != 200]
-    haproxy_lines = {r["request_id"]: r for r in cluster.haproxy.log_records()}
+    haproxy_lines = cluster.haproxy.wait_for_log_records(s.message_id for s in answers)
 
     # Every error is a request that the killed host had in flight: sent before it
-    # died, answered 502 by HAProxy, which had passed it to that host.
+    # was dead, answered 502 (after the kill) by HAProxy, which had passed it to
+    # that host.  Those sent before the kill are at most one per connection.  A
+    # connection whose request failed sends its next one at once, and the dying
+    # host's port, open until its last process is gone, may still take it: such
+    # a request is lost too, within the moment the host took to die.
     for sent in errors:
         line = haproxy_lines.get(sent.message_id)
         where = f"{sent} / {line}"
         assert sent.status == 502, where
         assert sent.started < dead_at, where
+        assert sent.ended >= killed_at, where
         assert line is not None and line["server"] == name and line["status"] == 502, where
         assert line["termination"][0] == "S", where  # the server side broke off
-    assert len(errors) <= CONCURRENCY
+    in_flight_at_kill = [s for s in errors if s.started < killed_at]
+    assert len(in_flight_at_kill) <= CONCURRENCY, [
+        (round(s.started - killed_at, 3), round(s.ended - killed_at, 3)) for s in errors
+    ]  # (sent, answered) in seconds after the kill
     # Every other request was answered with a signed statement.
     numbers = []
     for sent in answers:
@@ -641,6 +697,7 @@ def test_kill_9_of_a_host_mid_load(
             "load_s": round(max(x.ended for x in load.sent) - load.sent[0].started, 1),
             "answered_ok": len(numbers),
             "errors_in_flight_on_the_killed_host": len(errors),
+            "errors_sent_while_the_host_died": len(errors) - len(in_flight_at_kill),
             "errors_with_an_audit_record": in_flight_recorded,
             "answered_before_the_kill": answered_at_kill,
             "concurrency": CONCURRENCY,
@@ -692,6 +749,7 @@ def test_a_drained_host_stops_without_losing_a_request(
         )
     finally:
         load.stop()
+        cluster.restore()
     assert not load.exhausted
     failed = [s for s in load.sent if s.status != 200]
     assert failed == [], failed[:5]
@@ -699,7 +757,7 @@ def test_a_drained_host_stops_without_losing_a_request(
         response_verifier.verify(etree.fromstring(sent.content))
         statement_number(sent.content)
     # From the drain on, HAProxy sent the host nothing new until it was back.
-    lines = {r["request_id"]: r for r in cluster.haproxy.log_records()}
+    lines = cluster.haproxy.wait_for_log_records(s.message_id for s in load.sent)
     between = [s for s in load.sent if drained_at < s.started and s.ended < restarted_at]
     assert between and not [s for s in between if lines[s.message_id]["server"] == name]
     record_figures(
@@ -728,21 +786,23 @@ def _outage(
     """Stop a shared store: every host refuses with ``fault``; start it: every host serves."""
     cluster.wait_all("UP")
     stop()
-    stopped_at = time.monotonic()
-    for host in cluster.hosts:
-        before = len(logged(host, log_prefix))
-        started = time.monotonic()
-        refused = post(host.url, signed_request(signer, str(uuid.uuid4())))
-        assert time.monotonic() - started < 5, "a refusal must not hang"
-        assert_signed_fault(refused, verifier, fault)
-        assert len(logged(host, log_prefix)) == before + 1, host.log_text()[-3000:]
-    # Their /readyz fails: HAProxy takes every host out and answers 503 itself.
-    all_down = cluster.wait_all("DOWN", 30) + (time.monotonic() - stopped_at)
-    through = post(cluster.haproxy.soap_url, signed_request(signer, str(uuid.uuid4())))
-    assert through.status_code == 503, through.text[:500]
-    assert b"Envelope" not in through.content
-
-    start()
+    try:
+        stopped_at = time.monotonic()
+        for host in cluster.hosts:
+            before = len(logged(host, log_prefix))
+            started = time.monotonic()
+            refused = post(host.url, signed_request(signer, str(uuid.uuid4())))
+            assert time.monotonic() - started < 5, "a refusal must not hang"
+            assert_signed_fault(refused, verifier, fault)
+            assert len(logged(host, log_prefix)) == before + 1, host.log_text()[-3000:]
+        # Their /readyz fails: HAProxy takes every host out and answers 503 itself.
+        all_down = cluster.wait_all("DOWN", 30) + (time.monotonic() - stopped_at)
+        through = post(cluster.haproxy.soap_url, signed_request(signer, str(uuid.uuid4())))
+        assert through.status_code == 503, through.text[:500]
+        assert b"Envelope" not in through.content
+        start()
+    finally:
+        cluster.restore()  # the store is back even when a check above failed
     started_at = time.monotonic()
     for host in cluster.hosts:
         assert_signed_ok(post(host.url, signed_request(signer, str(uuid.uuid4()))), verifier)

@@ -33,7 +33,8 @@ from requests_toolbelt.adapters.source import SourceAddressAdapter
 from service.client import StatementClient
 from service.signing.statement_signature import VerifiedStatement
 from tests import billing_fixtures as bf
-from tests.browser import chromium, read_qr, require_tool
+from tests.browser import chromium, read_qr
+from tests.conftest import require_tool
 from tests.gunicorn_process import ServedProcess, fixture_service_env
 from tests.redis_server import RedisServer
 
@@ -112,7 +113,7 @@ def scanned_link(site: Site, statement: VerifiedStatement, pki, tmp_path: Path) 
     )  # fmt: skip
     assert rendered.returncode == 0, rendered.stderr
     subprocess.run(
-        [require_tool("pdftoppm"), "-r", "150", "-png", "-singlefile", str(pdf),
+        [require_tool("pdftoppm", "poppler-utils"), "-r", "150", "-png", "-singlefile", str(pdf),
          str(tmp_path / "printed")],
         timeout=60, check=True,
     )  # fmt: skip

@@ -55,7 +55,7 @@ from service.signing.trust import TrustStore
 from service.statement_text import statement_view
 from tests import billing_fixtures as bf
 from tests import browser
-from tests.browser import require_tool
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +158,7 @@ def screenshot(page: Path, tmp_path: Path, name: str) -> Path:
 
 def pdf_text(pdf: bytes, tmp_path: Path) -> str:
     """Return the PDF's text as pdftotext lays it out."""
-    binary = require_tool("pdftotext")
+    binary = require_tool("pdftotext", "poppler-utils")
     path = tmp_path / "statement.pdf"
     path.write_bytes(pdf)
     result = subprocess.run(
@@ -322,7 +322,7 @@ def test_stylesheet_is_plain_xslt_1_that_fetches_nothing() -> None:
 
 
 def test_the_css_font_is_installed_and_covers_azerbaijani() -> None:
-    fc_list = require_tool("fc-list")
+    fc_list = require_tool("fc-list", "fontconfig")
     letters = "ƏəĞğIıİiÖöŞşÇçÜü"
     charset = " ".join(f"{ord(c):x}" for c in letters)
     result = subprocess.run(
@@ -455,8 +455,8 @@ def read_qr(zbarimg: str, png: Path) -> str:
 def test_the_qr_code_reads_back_from_the_screen_and_the_pdf(
     signed: dict[str, bytes], verifier: StatementVerifier, tmp_path: Path
 ) -> None:
-    zbarimg = require_tool("zbarimg")
-    pdftoppm = require_tool("pdftoppm")
+    zbarimg = require_tool("zbarimg", "zbar-tools")
+    pdftoppm = require_tool("pdftoppm", "poppler-utils")
     proof = verified(signed[bf.OVERPAID], verifier)
     expected = f"{VERIFY_URL}?n={proof.statement_number}&d={proof.signature_value_sha256}"
     page_file = tmp_path / "statement.html"
@@ -935,7 +935,7 @@ def test_the_readme_screenshot_is_a_small_png_of_an_a4_page() -> None:
 
 
 def test_the_readme_screenshots_qr_code_reads() -> None:
-    zbarimg = require_tool("zbarimg")
+    zbarimg = require_tool("zbarimg", "zbar-tools")
     decoded = read_qr(zbarimg, ROOT / "docs" / "statement-az.png")
     # make run's verification page (tests/docs_screenshots.py makes the picture).
     pattern = r"http://127\.0\.0\.1:8080/verify\?n=AZS-\d{8}-[0-9A-F]{12}&d=[0-9a-f]{64}"

@@ -47,6 +47,7 @@ from service.signing.policy import WSSE_POLICY
 from service.signing.wsse import SKI_VALUE_TYPE, THUMBPRINT_SHA1_VALUE_TYPE
 from service.signing.xmldsig import XmlSigner
 from tests import billing_fixtures as bf
+from tests.conftest import require
 from tests.gunicorn_process import ServedProcess, fixture_service_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,16 +82,6 @@ def _java_unavailable() -> str | None:
     if missing:
         return f"{', '.join(missing)} not in {JAVA_DIR} (Debian: libwss4j-java)"
     return None
-
-
-def _require_java() -> None:
-    """Skip when the Java tool chain or WSS4J is missing; fail instead on CI (CI=true)."""
-    reason = _java_unavailable()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"CI=true but the WSS4J interop tests can't run: {reason}", pytrace=False)
-    pytest.skip(f"WSS4J interop tests: {reason}")
 
 
 @dataclass(frozen=True)
@@ -186,7 +177,7 @@ def java(pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Java
     The password is made here and passed in the environment (never on a command
     line); the crypto properties CXF reads from the classpath are written here too.
     """
-    _require_java()
+    require(_java_unavailable(), "the WSS4J interop tests")
     folder = tmp_path_factory.mktemp("wss4j")
     classes = folder / "classes"
     jars = os.pathsep.join(str(JAVA_DIR / jar) for jar in JARS)
