@@ -137,6 +137,7 @@ class SoakLog:
     """Every request of the run: when it was due, when it ended, what came back."""
 
     start: float = 0.0
+    start_epoch: float = 0.0
     due: list[float] = field(default_factory=list)
     ended: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
@@ -215,6 +216,7 @@ def open_loop(
     while ready.qsize() < min(200, rate * 2):  # a little ahead before the clock starts
         time.sleep(0.05)
     log.start = time.perf_counter()
+    log.start_epoch = time.time()
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
     for thread in threads:
         thread.start()
@@ -238,6 +240,15 @@ def _drive(
         out.send(open_loop(requests, port, rate, duration_s, connections))
     finally:
         out.close()
+
+
+def write_timeline(log: SoakLog, path: Path) -> None:
+    """Write one CSV line per request: due (Unix time, s), latency from due (ms), outcome."""
+    rows = sorted(zip(log.due, log.latency_ms, log.outcomes, strict=True))
+    with path.open("w", encoding="utf-8") as out:
+        out.write("due_unix_s,latency_ms,outcome\n")
+        for due, latency, outcome in rows:
+            out.write(f"{log.start_epoch + due:.4f},{latency:.2f},{outcome}\n")
 
 
 # --------------------------------------------------------------------------- sampling
@@ -501,6 +512,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="extra environment for the server (e.g. MALLOC_ARENA_MAX=2); repeatable",
     )
     parser.add_argument("--keep-var", action="store_true")
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        help="write every request's due time (Unix s), latency from due (ms) and outcome, as CSV",
+    )
     return parser.parse_args(argv)
 
 
@@ -584,6 +600,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         log: SoakLog = receiver.recv()
         driver.join()
+        if args.timeline:
+            write_timeline(log, args.timeline)
         time.sleep(1)
         samples.append(take_sample(server, started, ttl, db))
         audit_final = samples[-1].audit_records
