@@ -334,11 +334,13 @@ class Sample:
     readyz_replay: str
     connections: dict[int, dict[str, int]]
     memory_kinds: dict[int, dict[str, float]]
+    unix_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the sample for the JSON report."""
         return {
             "t_s": round(self.t_s, 1),
+            "unix_s": round(self.unix_s, 3),
             "rss_mb": {str(pid): mb for pid, mb in self.rss_mb.items()},
             "server_cpu_s": round(self.cpu_s, 2),
             "audit_records": self.audit_records,
@@ -352,6 +354,7 @@ class Sample:
 def take_sample(server: load.BenchServer, started: float, ttl_s: float, billing_db: Path) -> Sample:
     """Sample RSS, CPU, audit counts, readiness and each worker's database connections."""
     now = dt.datetime.now(dt.UTC)
+    unix_s = time.time()
     try:
         total, recent = audit_counts(server.audit_path, now - dt.timedelta(seconds=ttl_s))
     except sqlite3.Error:
@@ -368,6 +371,7 @@ def take_sample(server: load.BenchServer, started: float, ttl_s: float, billing_
             for pid in server.worker_pids()
         },
         {pid: memory_by_kind(pid) for pid in server.worker_pids()},
+        unix_s,
     )
 
 
