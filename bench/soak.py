@@ -57,7 +57,9 @@ import itertools
 import json
 import math
 import multiprocessing
+import os
 import queue
+import re
 import sqlite3
 import statistics
 import sys
@@ -79,7 +81,11 @@ import load  # noqa: E402  (bench/load.py: the server, the requests and the clie
 
 from service.pki import init_pki  # noqa: E402
 
-RESULTS = load.ROOT / "bench" / "results" / "soak.json"
+RESULTS = load.ROOT / "bench" / "results"
+#: The issue's bounds: no audit commit slower than this...
+MAX_AUDIT_COMMIT_MS = 100.0
+#: ... and the p99 of the latency from the due time below this many times its p50.
+P99_OVER_P50_BOUND = 3.0
 PROFILES = {
     "short": {"AZERSU_WSSE_MAX_AGE_S": "60", "AZERSU_WSSE_CLOCK_SKEW_S": "30"},
     "production": {},
@@ -104,7 +110,13 @@ def generate(
     port: int,
     chunk: int,
 ) -> None:
-    """Sign requests in chunks, forever; ``out`` is bounded, so at most a few chunks ahead."""
+    """Sign requests in chunks, forever; ``out`` is bounded, so at most a few chunks ahead.
+
+    The generator shares the cores with the server it loads: it signs small
+    chunks (a tenth of a second of requests), at a lower priority, so that
+    its work doesn't reach the server as a burst once a second.
+    """
+    os.nice(10)
     load.init_generator(str(pki["portal.key"]), str(pki["portal.pem"]))
     seen: set[str] = set()
     counter = itertools.count()
@@ -254,14 +266,24 @@ def write_timeline(log: SoakLog, path: Path) -> None:
 # --------------------------------------------------------------------------- sampling
 
 
-def audit_counts(path: Path, since: dt.datetime) -> tuple[int, int]:
+def audit_counts(
+    backing: load.Backing, server: load.BenchServer, since: dt.datetime
+) -> tuple[int, int]:
     """Return (all records, accepted messages since ``since``) from the audit store.
 
     A message is in the replay cache once its signature verified: exactly the
     records that name the signer (``client_fingerprint``), which the gateway
     fills in only after the WS-Security check passed.
     """
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+    if isinstance(backing, load.ProductionBacking):
+        with backing.pg.connect(load.audit_database(0)) as conn:
+            total, recent = conn.execute(
+                "SELECT count(*), count(*) FILTER "
+                "(WHERE recorded_at >= %s AND client_fingerprint <> '') FROM audit_record",
+                (since,),
+            ).fetchone()
+        return int(total), int(recent)
+    with sqlite3.connect(f"file:{server.audit_path}?mode=ro", uri=True, timeout=5) as conn:
         total = int(conn.execute("SELECT count(*) FROM audit_record").fetchone()[0])
         # SQLAlchemy stores DateTime in SQLite as "YYYY-MM-DD HH:MM:SS.ffffff" (UTC here).
         cutoff = since.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -273,6 +295,73 @@ def audit_counts(path: Path, since: dt.datetime) -> tuple[int, int]:
             ).fetchone()[0]
         )
     return total, recent
+
+
+def audit_commits(server: load.BenchServer) -> dict[str, Any]:
+    """Return the audit commits counted in ``/metrics``: how many, the slowest, over 100 ms.
+
+    ``azersu_audit_commit_seconds`` is a histogram with a bucket at 0.1 s, so
+    the commits over 100 ms are counted exactly; the slowest is
+    ``azersu_audit_commit_max_seconds`` (over all workers, exited ones too).
+    """
+    try:
+        status, body = server.get("/metrics")
+    except OSError as exc:
+        return {"error": f"/metrics unreachable: {type(exc).__name__}"}
+    values: dict[str, float] = {}
+    for line in body.decode("utf-8", "replace").splitlines():
+        if line.startswith("azersu_audit_commit"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    count = values.get("azersu_audit_commit_seconds_count")
+    slowest = values.get("azersu_audit_commit_max_seconds")
+    within = values.get('azersu_audit_commit_seconds_bucket{le="0.1"}')
+    if status != 200 or count is None or slowest is None or within is None:
+        return {"error": f"no audit commit metrics in /metrics (HTTP {status})"}
+    total_s = values.get("azersu_audit_commit_seconds_sum", 0.0)
+    return {
+        "commits": int(count),
+        "max_ms": round(slowest * 1000, 2),
+        "mean_ms": round(1000 * total_s / count, 3) if count else 0.0,
+        "over_100ms": int(count - within),
+    }
+
+
+_CHECKPOINT_DONE = re.compile(
+    r"^(\S+ \S+) UTC \[\d+\] LOG:  checkpoint complete: wrote (\d+) buffers.*?"
+    r"write=([\d.]+) s, sync=([\d.]+) s, total=([\d.]+) s"
+)
+
+
+def postgres_checkpoints(log_path: Path, since: dt.datetime) -> dict[str, Any]:
+    """Return PostgreSQL's checkpoints that completed after ``since`` (``log_checkpoints``)."""
+    done = []
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        match = _CHECKPOINT_DONE.match(line)
+        if match is None:
+            continue
+        at = dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=dt.UTC)
+        if at < since:
+            continue
+        buffers, write_s, sync_s, total_s = match.groups()[1:]
+        done.append(
+            {
+                "completed_at": at.isoformat(timespec="milliseconds"),
+                "buffers": int(buffers),
+                "write_s": float(write_s),
+                "sync_s": float(sync_s),
+                "total_s": float(total_s),
+            }
+        )
+    return {
+        "count": len(done),
+        "max_sync_s": max((c["sync_s"] for c in done), default=0.0),
+        "checkpoints": done,
+    }
 
 
 def open_databases(pid: int, files: dict[str, Path]) -> dict[str, int]:
@@ -351,14 +440,19 @@ class Sample:
         }
 
 
-def take_sample(server: load.BenchServer, started: float, ttl_s: float, billing_db: Path) -> Sample:
-    """Sample RSS, CPU, audit counts, readiness and each worker's database connections."""
+def take_sample(
+    server: load.BenchServer, backing: load.Backing, started: float, ttl_s: float
+) -> Sample:
+    """Sample RSS, CPU, audit counts, readiness and each worker's SQLite connections."""
     now = dt.datetime.now(dt.UTC)
     unix_s = time.time()
     try:
-        total, recent = audit_counts(server.audit_path, now - dt.timedelta(seconds=ttl_s))
-    except sqlite3.Error:
+        total, recent = audit_counts(backing, server, now - dt.timedelta(seconds=ttl_s))
+    except Exception:  # sqlite3 or psycopg: the sample says -1
         total = recent = -1
+    files = {}
+    if not isinstance(backing, load.ProductionBacking):
+        files = {"billing": backing.billing_db, "audit": server.audit_path}
     return Sample(
         time.monotonic() - started,
         {pid: round(load.proc_status_kb(pid, "VmRSS") / 1024, 1) for pid in server.worker_pids()},
@@ -366,10 +460,7 @@ def take_sample(server: load.BenchServer, started: float, ttl_s: float, billing_
         total,
         recent,
         readiness(server),
-        {
-            pid: open_databases(pid, {"billing": billing_db, "audit": server.audit_path})
-            for pid in server.worker_pids()
-        },
+        {pid: open_databases(pid, files) for pid in server.worker_pids()},
         {pid: memory_by_kind(pid) for pid in server.worker_pids()},
         unix_s,
     )
@@ -401,6 +492,7 @@ def analyse(
     max_age_s: float,
     audit_final: int,
     worker_changes: int,
+    commits: dict[str, Any],
 ) -> dict[str, Any]:
     """Return the checks and the figures of the run."""
     errors = collections.Counter(o for o in log.outcomes if o != "OK")
@@ -454,10 +546,15 @@ def analyse(
     sent = len(log.outcomes)
     elapsed = max(log.ended, default=0.0)
     latencies = sorted(log.latency_ms)
+    summary = load.latency_summary(latencies)
+    p99_over_p50 = summary["p99_ms"] / summary["p50_ms"] if latencies else math.inf
     return {
         "requests": sent,
         "achieved_rate": round(sent / elapsed, 1) if elapsed else 0.0,
-        "latency_from_due_ms": load.latency_summary(latencies),
+        "latency_from_due_ms": summary,
+        "p99_over_p50": round(p99_over_p50, 2),
+        "worst_seconds": worst_seconds(log),
+        "audit_commits": commits,
         "late_requests_waiting_for_generator": log.waited_for_generator,
         "request_age_at_send_s": {
             "p50": round(load.percentile(sorted(log.age_at_send_s), 0.5), 1),
@@ -477,18 +574,37 @@ def analyse(
             "replay_cache_bounded": replay["bounded"],
             "ran_full_duration": elapsed >= duration_s * 0.98,
             "requests_sent_fresh": max(log.age_at_send_s, default=0.0) < max_age_s,
+            "audit_commits_at_most_100ms": commits.get("max_ms", math.inf) <= MAX_AUDIT_COMMIT_MS,
+            "p99_below_3x_p50": p99_over_p50 < P99_OVER_P50_BOUND,
         },
     }
+
+
+def worst_seconds(log: SoakLog, count: int = 5) -> list[dict[str, Any]]:
+    """Return the seconds of the run (by due time) with the slowest requests, slowest first."""
+    by_second: dict[int, list[float]] = collections.defaultdict(list)
+    for due, latency in zip(log.due, log.latency_ms, strict=True):
+        by_second[int(due)].append(latency)
+    worst = sorted(by_second.items(), key=lambda item: -max(item[1]))[:count]
+    return [
+        {
+            "t_s": second,
+            "unix_s": round(log.start_epoch + second, 1),
+            "max_ms": round(max(values), 1),
+            "requests": len(values),
+        }
+        for second, values in worst
+    ]
 
 
 # --------------------------------------------------------------------------- main
 
 
-def default_rate() -> float:
-    """Return half of the best throughput of the embedded configuration in latest.json."""
+def default_rate(config: str) -> float:
+    """Return half of the configuration's best throughput in bench/results/latest.json."""
     try:
         report = json.loads(load.RESULTS.read_text())
-        levels = load.baseline_levels(report)["embedded"]
+        levels = load.baseline_levels(report)[config]
         best = max(level["requests_per_s"] for level in levels)
     except (OSError, ValueError, KeyError) as exc:
         message = f"no usable {load.RESULTS} ({exc}): run bench/load.py or pass --rate"
@@ -499,6 +615,13 @@ def default_rate() -> float:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Return the command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--config",
+        choices=load.CONFIGURATIONS,
+        default="embedded",
+        help="embedded: SQLite billing, audit and replay table; production: PostgreSQL "
+        "billing and audit, Redis replay (started as bench/load.py starts them)",
+    )
     parser.add_argument("--rate", type=float, help="req/s (default: 50%% of latest.json's best)")
     parser.add_argument("--duration", type=float, default=600, help="seconds (600)")
     parser.add_argument("--warmup", type=float, help="seconds before RSS is judged (TTL + 30)")
@@ -507,13 +630,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replay-window", choices=sorted(PROFILES), default="short")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--subscribers", type=int, default=100_000)
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, help="(bench/results/soak-<config>.json)")
     parser.add_argument(
         "--server-env",
         action="append",
         default=[],
         metavar="NAME=VALUE",
         help="extra environment for the server (e.g. MALLOC_ARENA_MAX=2); repeatable",
+    )
+    parser.add_argument(
+        "--server-root",
+        type=Path,
+        help="soak another checkout's service (run on its .venv) instead of this one's",
     )
     parser.add_argument("--keep-var", action="store_true")
     parser.add_argument(
@@ -524,51 +652,40 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def open_stores(config: str, subscribers: int, var_dir: Path) -> load.Backing:
+    """Return the configuration's stores, started as ``bench/load.py`` starts them."""
+    if config == "production":
+        return load.ProductionBacking(subscribers, var_dir)
+    return load.Backing(load.ensure_demo_db(subscribers), var_dir)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the soak; exit 1 if a check failed."""
     args = parse_args(argv)
-    rate = args.rate or default_rate()
+    rate = args.rate or default_rate(args.config)
+    output = args.output or RESULTS / f"soak-{args.config}.json"
     env = dict(PROFILES[args.replay_window])
     env.update(item.split("=", 1) for item in args.server_env)
     ttl = replay_ttl_s(env)
     warmup = args.warmup if args.warmup is not None else min(ttl + 30, args.duration / 2)
-    machine = load.machine_info()
+    code = load.ServerCode.at(args.server_root or load.ROOT)
+    machine = load.machine_info(code)
     print(f"machine: {load.describe_machine(machine)}")
     print(
-        f"soak: {rate:g} req/s for {args.duration:g} s, warm-up {warmup:g} s, replay window "
-        f"{ttl:g} s ({args.replay_window}), {args.connections} connections",
+        f"soak ({args.config}): {rate:g} req/s for {args.duration:g} s, warm-up {warmup:g} s, "
+        f"replay window {ttl:g} s ({args.replay_window}), {args.connections} connections",
         flush=True,
     )
-    db = load.ensure_demo_db(args.subscribers)
-    subscribers = load.residential_subscribers(db, seed=11)
     load.WORK_DIR.mkdir(parents=True, exist_ok=True)
     var_dir = Path(tempfile.mkdtemp(prefix="soak-", dir=load.WORK_DIR))
-    pki = init_pki(var_dir / "pki")
-    server = load.BenchServer(
-        pki, f"sqlite:///{db}", var_dir, workers=args.workers, extra_env=env
-    )
-    context = multiprocessing.get_context("fork")
-    chunk = max(20, math.ceil(rate))  # about one second of requests
-    requests: multiprocessing.Queue[tuple[float, list[bytes]]] = context.Queue(maxsize=4)
-    stop = context.Event()
-    generator = context.Process(
-        target=generate, args=(requests, stop, pki, subscribers, server.port, chunk), daemon=True
-    )
-    generator.start()
-    receiver, sender = context.Pipe(duplex=False)
-    driver = context.Process(
-        target=_drive,
-        args=(sender, requests, server.port, rate, args.duration, args.connections),
-        daemon=True,
-    )
-    samples: list[Sample] = []
-    pids = server.worker_pids()
-    worker_changes = 0
+    backing = open_stores(args.config, args.subscribers, var_dir)
+    server: load.BenchServer | None = None
     report: dict[str, Any] = {
         "benchmark": "bench/soak.py",
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine,
         "config": {
+            "configuration": args.config,
             "rate": rate,
             "duration_s": args.duration,
             "warmup_s": warmup,
@@ -578,7 +695,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             "server_env": env,
         },
     }
+    samples: list[Sample] = []
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    generator: multiprocessing.process.BaseProcess | None = None
     try:
+        backing.prewarm()
+        report["stores"] = backing.details
+        print(f"stores: {backing.details}", flush=True)
+        pki = init_pki(var_dir / "pki")
+        server = load.BenchServer(
+            pki,
+            backing.billing_url,
+            var_dir,
+            workers=args.workers,
+            extra_env={**backing.server_env(0), **env},
+            code=code,
+        )
+        chunk = max(5, math.ceil(rate / 10))  # a tenth of a second of requests
+        requests: multiprocessing.Queue[tuple[float, list[bytes]]] = context.Queue(maxsize=20)
+        generator = context.Process(
+            target=generate,
+            args=(requests, stop, pki, backing.subscribers, server.port, chunk),
+            daemon=True,
+        )
+        generator.start()
+        receiver, sender = context.Pipe(duplex=False)
+        driver = context.Process(
+            target=_drive,
+            args=(sender, requests, server.port, rate, args.duration, args.connections),
+            daemon=True,
+        )
+        pids = server.worker_pids()
+        worker_changes = 0
+        run_since = dt.datetime.now(dt.UTC)
         driver.start()
         sender.close()
         started = time.monotonic()
@@ -590,7 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         while driver.is_alive() and not receiver.poll(0):
             time.sleep(min(args.sample_every, 1.0))
             if time.monotonic() - started >= len(samples) * args.sample_every:
-                sample = take_sample(server, started, ttl, db)
+                sample = take_sample(server, backing, started, ttl)
                 samples.append(sample)
                 if server.worker_pids() != pids:
                     worker_changes += 1
@@ -599,7 +749,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{sample.t_s:4.0f} | {' '.join(f'{v:6.1f}' for v in sample.rss_mb.values())}"
                     f" | {sample.audit_records:8,} | {sample.replay_window_records:7,}"
                     f" | {sample.readyz_replay} | "
-                    + " ".join(f"{c['billing']}+{c['audit']}" for c in sample.connections.values()),
+                    + " ".join(
+                        f"{c.get('billing', '-')}+{c.get('audit', '-')}"
+                        for c in sample.connections.values()
+                    ),
                     flush=True,
                 )
         log: SoakLog = receiver.recv()
@@ -607,8 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.timeline:
             write_timeline(log, args.timeline)
         time.sleep(1)
-        samples.append(take_sample(server, started, ttl, db))
-        audit_final = samples[-1].audit_records
+        samples.append(take_sample(server, backing, started, ttl))
         report.update(
             analyse(
                 log,
@@ -618,20 +770,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warmup_s=warmup,
                 ttl_s=ttl,
                 max_age_s=float(env.get("AZERSU_WSSE_MAX_AGE_S", 300)),
-                audit_final=audit_final,
+                audit_final=samples[-1].audit_records,
                 worker_changes=worker_changes,
+                commits=audit_commits(server),
             )
         )
+        if isinstance(backing, load.ProductionBacking):
+            report["postgres_checkpoints"] = postgres_checkpoints(backing.pg.log_path, run_since)
     finally:
         stop.set()
-        generator.join(timeout=10)
-        if generator.is_alive():
-            generator.terminate()
-        report["server_log"] = server.log_problems()
-        server.stop()
+        if generator is not None:
+            generator.join(timeout=10)
+            if generator.is_alive():
+                generator.terminate()
+        if server is not None:
+            report["server_log"] = server.log_problems()
+            server.stop()
+        backing.close()
         report["samples"] = [s.as_dict() for s in samples]
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         if not args.keep_var:
             load.remove_tree(var_dir)
     print_summary(report)
@@ -659,6 +817,21 @@ def print_summary(report: dict[str, Any]) -> None:
             f"slope {figures['slope_mb_per_min']:+.3f} MB/min); billing connections after "
             f"the warm-up -> at the end: {figures['billing_connections']}; growth by kind "
             f"{figures['growth_by_kind_mb']}"
+        )
+    commits = report["audit_commits"]
+    if "error" in commits:
+        print(f"audit commits: {commits['error']}")
+    else:
+        print(
+            f"audit commits: {commits['commits']:,}, slowest {commits['max_ms']} ms, over "
+            f"100 ms {commits['over_100ms']}, mean {commits['mean_ms']} ms"
+        )
+    print(f"p99/p50 {report['p99_over_p50']}; slowest seconds {report['worst_seconds']}")
+    if "postgres_checkpoints" in report:
+        checkpoints = report["postgres_checkpoints"]
+        print(
+            f"PostgreSQL checkpoints during the run: {checkpoints['count']}, longest sync "
+            f"{checkpoints['max_sync_s']} s"
         )
     replay = report["replay_cache"]
     print(
