@@ -60,14 +60,14 @@ from service.errors import AuditUnavailable, ConfigurationError
 log = logging.getLogger("service.audit")
 
 #: A worker's checkpointer copies the WAL into the database file after this many
-#: writes of its process (an audit commit or a replay check, about two pages each)...
+#: writes of its process (an audit commit or a replay check, a few pages each)...
 CHECKPOINT_AFTER_WRITES = 250
 #: ... or this long after the first write, if there were fewer.
 CHECKPOINT_WITHIN_S = 5.0
 #: It looks at the count this often.
 CHECKPOINT_POLL_S = 0.1
-#: Past this many pages in the WAL (about 16 MB), it has the WAL start over.
-RESTART_AT_FRAMES = 4000
+#: Past this many pages in the WAL (about 32 MB), it has the WAL start over.
+RESTART_AT_FRAMES = 8000
 #: A writing connection checkpoints by itself only past this many pages (about
 #: 80 MB), should its process's checkpointer stop; SQLite's default is 1000.
 FALLBACK_AUTOCHECKPOINT_FRAMES = 20_000
