@@ -512,6 +512,7 @@ class Sample:
     connections: dict[int, dict[str, int]]
     memory_kinds: dict[int, dict[str, float]]
     unix_s: float = 0.0
+    others: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the sample for the JSON report."""
@@ -525,13 +526,57 @@ class Sample:
             "readyz_replay": self.readyz_replay,
             "database_connections": {str(pid): c for pid, c in self.connections.items()},
             "rss_by_kind_mb": {str(pid): k for pid, k in self.memory_kinds.items()},
+            "other_load_since_last_sample": self.others,
         }
 
 
+class OtherLoad:
+    """The CPU that processes outside the soak used between two samples.
+
+    The machine is shared: a stall may be another session's work.  The
+    server, its stores and the soak's own processes are left out; kernel
+    threads are counted apart (``bench/load.py``'s figures, per sample).
+    ``all_cpus`` is everything else the CPUs did, from ``/proc/stat``:
+    processes that came and went between two samples, kernel threads, and
+    the time the hypervisor gave the CPUs to other machines.
+    """
+
+    def __init__(self) -> None:
+        self.before = load.process_ticks()
+        self.busy = load.machine_cpu_ticks()[0]
+        self.at = time.monotonic()
+
+    def since_last(self, exclude: set[int]) -> dict[str, Any]:
+        """Return the other processes' CPUs since the last call."""
+        after, busy, now = load.process_ticks(), load.machine_cpu_ticks()[0], time.monotonic()
+        seconds = max(now - self.at, 1e-3)
+        figures = load.other_consumers(self.before, after, exclude, seconds)
+        ours = sum(
+            after[pid][2] - self.before[pid][2]
+            for pid in exclude
+            if pid in after and pid in self.before
+        )
+        figures["all_cpus"] = round(max(0, busy - self.busy - ours) / (load.CLK_TCK * seconds), 3)
+        self.before, self.busy, self.at = after, busy, now
+        return figures
+
+
 def take_sample(
-    server: load.BenchServer, backing: load.Backing, started: float, ttl_s: float
+    server: load.BenchServer,
+    backing: load.Backing,
+    started: float,
+    ttl_s: float,
+    others: OtherLoad,
+    own: set[int],
 ) -> Sample:
-    """Sample RSS, CPU, audit counts, readiness and each worker's SQLite connections."""
+    """Sample RSS, CPU, audit counts, readiness, SQLite connections and the other load.
+
+    ``own`` are the soak's own processes (left out of the other load with
+    the server's and its stores').
+    """
+    other_load = others.since_last(
+        own | {server.process.pid, *server.worker_pids(), *backing.pids()}
+    )
     now = dt.datetime.now(dt.UTC)
     unix_s = time.time()
     try:
@@ -551,6 +596,7 @@ def take_sample(
         {pid: open_databases(pid, files) for pid in server.worker_pids()},
         {pid: memory_by_kind(pid) for pid in server.worker_pids()},
         unix_s,
+        other_load,
     )
 
 
@@ -642,7 +688,8 @@ def analyse(
         "achieved_rate": round(sent / elapsed, 1) if elapsed else 0.0,
         "latency_from_due_ms": summary,
         "p99_over_p50": round(p99_over_p50, 2),
-        "worst_seconds": worst_seconds(log),
+        "worst_seconds": worst_seconds(log, samples),
+        "latency_while_quiet": latency_while_quiet(log, samples),
         "audit_commits": commits,
         "late_requests_waiting_for_generator": log.waited_for_generator,
         "request_age_at_send_s": {
@@ -669,8 +716,23 @@ def analyse(
     }
 
 
-def worst_seconds(log: SoakLog, count: int = 5) -> list[dict[str, Any]]:
-    """Return the seconds of the run (by due time) with the slowest requests, slowest first."""
+#: A sample interval is quiet when other processes used less than this many CPUs.
+QUIET_CPUS = 0.25
+
+
+def _other_cpus_at(unix_s: float, samples: Sequence[Sample]) -> float | None:
+    """Return the other processes' CPUs in the sample interval that holds ``unix_s``."""
+    for sample in samples:
+        if sample.unix_s >= unix_s and sample.others:
+            return float(sample.others["all_cpus"])
+    return None
+
+
+def worst_seconds(log: SoakLog, samples: Sequence[Sample], count: int = 5) -> list[dict[str, Any]]:
+    """Return the seconds of the run (by due time) with the slowest requests, slowest first.
+
+    Each with the other processes' CPUs in its sample interval.
+    """
     by_second: dict[int, list[float]] = collections.defaultdict(list)
     for due, latency in zip(log.due, log.latency_ms, strict=True):
         by_second[int(due)].append(latency)
@@ -681,9 +743,36 @@ def worst_seconds(log: SoakLog, count: int = 5) -> list[dict[str, Any]]:
             "unix_s": round(log.start_epoch + second, 1),
             "max_ms": round(max(values), 1),
             "requests": len(values),
+            "other_cpus": _other_cpus_at(log.start_epoch + second, samples),
         }
         for second, values in worst
     ]
+
+
+def latency_while_quiet(log: SoakLog, samples: Sequence[Sample]) -> dict[str, Any]:
+    """Return the latency from due of the requests due while the rest of the machine was quiet.
+
+    Not a check: the machine is shared, and this tells a stall of the server
+    from a busy neighbour.  Quiet is under :data:`QUIET_CPUS` of everything
+    else (``all_cpus``) in the request's sample interval.
+    """
+    quiet = sorted(
+        latency
+        for due, latency in zip(log.due, log.latency_ms, strict=True)
+        if (other := _other_cpus_at(log.start_epoch + due, samples)) is not None
+        and other < QUIET_CPUS
+    )
+    if not quiet:
+        return {"requests": 0}
+    summary = load.latency_summary(quiet)
+    return {
+        "requests": len(quiet),
+        "share": round(len(quiet) / len(log.latency_ms), 3),
+        "p50_ms": summary["p50_ms"],
+        "p99_ms": summary["p99_ms"],
+        "max_ms": summary["max_ms"],
+        "p99_over_p50": round(summary["p99_ms"] / summary["p50_ms"], 2),
+    }
 
 
 # --------------------------------------------------------------------------- main
@@ -822,18 +911,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         pids = server.worker_pids()
         worker_changes = 0
         run_since = dt.datetime.now(dt.UTC)
+        others = OtherLoad()
         driver.start()
         sender.close()
+        own = {os.getpid(), generator.pid or 0, driver.pid or 0}
         started = time.monotonic()
         print(
             " t s | workers' RSS MB | audit records | replay window | readyz replay"
-            " | billing+audit connections",
+            " | billing+audit connections | other CPUs",
             flush=True,
         )
         while driver.is_alive() and not receiver.poll(0):
             time.sleep(min(args.sample_every, 1.0))
             if time.monotonic() - started >= len(samples) * args.sample_every:
-                sample = take_sample(server, backing, started, ttl)
+                sample = take_sample(server, backing, started, ttl, others, own)
                 samples.append(sample)
                 if server.worker_pids() != pids:
                     worker_changes += 1
@@ -845,7 +936,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + " ".join(
                         f"{c.get('billing', '-')}+{c.get('audit', '-')}"
                         for c in sample.connections.values()
-                    ),
+                    )
+                    + f" | {sample.others['all_cpus']:.2f}"
+                    f" ({sample.others['user_processes_cpus']:.2f} in processes)",
                     flush=True,
                 )
         log: SoakLog = receiver.recv()
@@ -853,7 +946,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.timeline:
             write_timeline(log, args.timeline)
         time.sleep(1)
-        samples.append(take_sample(server, backing, started, ttl))
+        samples.append(take_sample(server, backing, started, ttl, others, own))
         report.update(
             analyse(
                 log,
@@ -925,6 +1018,10 @@ def print_summary(report: dict[str, Any]) -> None:
             f"{commits['mean_ms']} ms"
         )
     print(f"p99/p50 {report['p99_over_p50']}; slowest seconds {report['worst_seconds']}")
+    print(
+        f"requests due while other processes used < {QUIET_CPUS} CPU: "
+        f"{report['latency_while_quiet']}"
+    )
     if "postgres_checkpoints" in report:
         checkpoints = report["postgres_checkpoints"]
         print(

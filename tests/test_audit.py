@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
 import multiprocessing
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,6 +30,7 @@ from service.errors import AuditUnavailable
 from service.replay_store import SqlReplayCache
 from service.signing.wsse import WsseVerifier
 from tests import billing_fixtures as bf
+from tests.gunicorn_process import ServedProcess, fixture_service_env
 from tests.test_app import HEADERS, envelope, request_body
 
 
@@ -329,3 +333,33 @@ def test_a_forked_process_runs_its_own_checkpointer(sqlite_audit) -> None:
     child.join(timeout=60)
     assert child.exitcode == 0, "no checkpointer copied the child's writes"
     assert checkpointer.checkpoints == 0, "the parent's checkpointer ran (it should have waited)"
+
+
+def _records_in_the_file_itself(database: Path, copy: Path) -> int:
+    """Count the audit records in the database file alone, without its WAL."""
+    shutil.copyfile(database, copy)  # no -wal beside the copy: SQLite reads the file as it is
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        return int(conn.execute("SELECT count(*) FROM audit_record").fetchone()[0])
+
+
+@pytest.mark.slow
+def test_a_served_worker_checkpoints_its_audit_wal(pki, billing_db, tmp_path, sign) -> None:
+    """In gunicorn's gevent worker the checkpointer runs, and copies the records into the file."""
+    env = fixture_service_env(pki, billing_db, tmp_path / "var")
+    server = ServedProcess(env, tmp_path / "serve.log")
+    database = tmp_path / "var" / "audit.sqlite"
+    try:
+        for _ in range(3):
+            response = requests.post(
+                server.url, data=sign(envelope(request_body())), headers=HEADERS, timeout=10
+            )
+            assert response.status_code == 200, response.text
+        copied = _records_in_the_file_itself(database, tmp_path / "copy.sqlite")
+        assert copied < 3, "the records were in the file before any checkpoint"
+        deadline = time.monotonic() + 15  # the checkpointer's 5 s, on a busy machine
+        while copied < 3 and time.monotonic() < deadline:
+            time.sleep(0.25)
+            copied = _records_in_the_file_itself(database, tmp_path / "copy.sqlite")
+    finally:
+        server.stop()
+    assert copied == 3, f"{copied} of 3 records reached the database file:\n{server.log_text()}"
