@@ -537,18 +537,20 @@ class OtherLoad:
     server, its stores and the soak's own processes are left out; kernel
     threads are counted apart (``bench/load.py``'s figures, per sample).
     ``all_cpus`` is everything else the CPUs did, from ``/proc/stat``:
-    processes that came and went between two samples, kernel threads, and
-    the time the hypervisor gave the CPUs to other machines.
+    processes that came and went between two samples, kernel threads,
+    interrupts, and the time the hypervisor gave the CPUs to other machines
+    (``steal_cpus``).
     """
 
     def __init__(self) -> None:
         self.before = load.process_ticks()
-        self.busy = load.machine_cpu_ticks()[0]
+        self.busy, _, self.steal = load.machine_cpu_ticks()
         self.at = time.monotonic()
 
     def since_last(self, exclude: set[int]) -> dict[str, Any]:
         """Return the other processes' CPUs since the last call."""
-        after, busy, now = load.process_ticks(), load.machine_cpu_ticks()[0], time.monotonic()
+        after, now = load.process_ticks(), time.monotonic()
+        busy, _, steal = load.machine_cpu_ticks()
         seconds = max(now - self.at, 1e-3)
         figures = load.other_consumers(self.before, after, exclude, seconds)
         ours = sum(
@@ -556,8 +558,10 @@ class OtherLoad:
             for pid in exclude
             if pid in after and pid in self.before
         )
-        figures["all_cpus"] = round(max(0, busy - self.busy - ours) / (load.CLK_TCK * seconds), 3)
-        self.before, self.busy, self.at = after, busy, now
+        scale = load.CLK_TCK * seconds
+        figures["all_cpus"] = round(max(0, busy - self.busy - ours) / scale, 3)
+        figures["steal_cpus"] = round((steal - self.steal) / scale, 3)
+        self.before, self.busy, self.steal, self.at = after, busy, steal, now
         return figures
 
 
@@ -938,7 +942,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         for c in sample.connections.values()
                     )
                     + f" | {sample.others['all_cpus']:.2f}"
-                    f" ({sample.others['user_processes_cpus']:.2f} in processes)",
+                    f" ({sample.others['user_processes_cpus']:.2f} in processes,"
+                    f" {sample.others['steal_cpus']:.2f} stolen)",
                     flush=True,
                 )
         log: SoakLog = receiver.recv()
