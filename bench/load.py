@@ -319,14 +319,16 @@ def read_into_page_cache(path: Path) -> float:
 
 #: What the production configuration's cluster runs with, over the test helper's
 #: settings: commits reach the disk (the embedded audit's ``synchronous=FULL``),
-#: shared buffers hold the 100,000-subscriber demo (about 0.6 GB), and two
-#: servers' pools (``--compare-root``) fit in the connection limit.
+#: shared buffers hold the 100,000-subscriber demo (about 0.6 GB), two servers'
+#: pools (``--compare-root``) fit in the connection limit, and checkpoints are
+#: logged (``bench/soak.py`` lines them up with the audit commits).
 POSTGRES_SETTINGS = {
     "max_connections": "200",
     "fsync": "on",
     "full_page_writes": "on",
     "synchronous_commit": "on",
     "shared_buffers": "768MB",
+    "log_checkpoints": "on",
 }
 BILLING_DATABASE = "billing"
 AUDIT_DATABASE = "audit"

@@ -71,6 +71,7 @@ class ServiceApp:
         self.audit = audit
         self.queries = queries
         self.metrics = Metrics()
+        audit.on_commit = self.metrics.observe_audit_commit
         # Every worker's gauge holds a real value from the start: the scrape
         # reports the live minimum over the workers, whichever one answers it.
         self.metrics.certificate_days_left.set(round(identity.days_left(), 2))

@@ -13,7 +13,9 @@ answer whose commit failed never leaves.
 
 The store is a separate, writable database (``AZERSU_AUDIT_URL``): SQLite
 under ``var/`` by default (WAL, ``synchronous=FULL``: each commit is on disk),
-PostgreSQL or Oracle in production.  The tables are created when missing.
+PostgreSQL or Oracle in production.  The tables are created when missing.  On
+SQLite the WAL is copied into the database file by a thread of each worker,
+never by a commit that a request waits for (:class:`WalCheckpointer`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import logging
 import os
 import queue
+import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -49,9 +54,29 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.billing.engine import DriverStatement, normalize_url
-from service.cooperative import driver_blocks_in_c, native_lock, run_blocking
+from service.cooperative import (
+    driver_blocks_in_c,
+    native_lock,
+    run_blocking,
+    start_native_thread,
+)
 from service.errors import AuditUnavailable, ConfigurationError
 from service.registry import IssuedStatement, StatementRegistry
+
+log = logging.getLogger("service.audit")
+
+#: A worker's checkpointer copies the WAL into the database file after this many
+#: writes of its process (an audit commit or a replay check, a few pages each)...
+CHECKPOINT_AFTER_WRITES = 250
+#: ... or this long after the first write, if there were fewer.
+CHECKPOINT_WITHIN_S = 5.0
+#: It looks at the count this often.
+CHECKPOINT_POLL_S = 0.1
+#: Past this many pages in the WAL (about 32 MB), it has the WAL start over.
+RESTART_AT_FRAMES = 8000
+#: A writing connection checkpoints by itself only past this many pages (about
+#: 80 MB), should its process's checkpointer stop; SQLite's default is 1000.
+FALLBACK_AUTOCHECKPOINT_FRAMES = 20_000
 
 
 @dataclass
@@ -155,17 +180,21 @@ class _GroupCommitter:
                     break
             error: AuditUnavailable | None = None
             entries = [entry for entry, _ in batch]
+            started = time.perf_counter()
+            took: float | None = None
             try:
                 # A commit that waits in C (SQLite's fsync): in the gevent
                 # worker, on a native thread, so the worker's other requests go on.
                 if self._blocks:
-                    run_blocking(self.store.insert_now, entries)
+                    took = run_blocking(self.store.insert_now, entries)
                 else:
-                    self.store.insert_now(entries)
+                    took = self.store.insert_now(entries)
             except AuditUnavailable as exc:
                 error = exc
             for _, pending in batch:
                 pending.finish(error)
+            if self.store.on_commit is not None:
+                self.store.on_commit(took if took is not None else time.perf_counter() - started)
 
 
 class _Pending:
@@ -200,6 +229,10 @@ class AuditStore:
     ) -> None:
         self.engine = engine
         self._writer_lock = writer_lock or contextlib.nullcontext()
+        #: Called with the seconds of every commit of grouped records (the
+        #: writer lock, the insert and the commit; for a failed one, until it
+        #: failed), in the committer's thread: the metrics.
+        self.on_commit: Callable[[float], None] | None = None
         self.metadata = MetaData()
         self.table = _audit_table(self.metadata, table_name)
         self.commit_timeout_s = commit_timeout_s
@@ -233,14 +266,16 @@ class AuditStore:
         """
         self._committer.submit(entry, self.commit_timeout_s)
 
-    def insert_now(self, entries: Sequence[AuditEntry]) -> None:
+    def insert_now(self, entries: Sequence[AuditEntry]) -> float:
         """Insert and commit records in one transaction, or raise AuditUnavailable.
 
         The registry rows of the statements they answered with go in the
-        same transaction.  The inserts run on the pooled DBAPI connection
+        same transaction.  Return the seconds it took: the writer lock, the
+        inserts and the commit.  The inserts run on the pooled DBAPI connection
         (:class:`service.billing.engine.DriverStatement`), which costs a
         fraction of SQLAlchemy's execution layer on every commit.
         """
+        started = time.perf_counter()
         try:
             records = [{name: getattr(e, name) for name in AUDIT_COLUMNS} for e in entries]
             issued = [e.issued.row() for e in entries if e.issued is not None]
@@ -261,6 +296,7 @@ class AuditStore:
                     conn.close()
         except (SQLAlchemyError, self._driver_error, OSError, ValueError) as exc:
             raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return time.perf_counter() - started
 
     def search(
         self,
@@ -344,7 +380,9 @@ def open_audit_engine(
     the same timeouts, the same durability, the same turn-taking of writers.
     ``pre_ping`` tests a pooled connection of a network database before
     lending it (a round trip; an SQLite file is never pinged).  ``synchronous``
-    is SQLite's pragma for the engine's commits (WAL mode always).
+    is SQLite's pragma for the engine's commits (WAL mode always).  The writer
+    lock of an SQLite file starts the file's :class:`WalCheckpointer` in the
+    process that first writes through it.
     """
     url = normalize_url(url_text, "AZERSU_AUDIT_URL")
     connect_args: dict[str, Any] = {}
@@ -372,7 +410,12 @@ def open_audit_engine(
     if url.get_backend_name() != "sqlite":
         return engine, None
     _durable_sqlite(engine, synchronous)
-    return engine, WriterLock(Path(f"{url.database}.writer-lock"))
+    file = Path(url.database or "")
+    return engine, WriterLock(_lock_path(file), checkpointer=wal_checkpointer(file, timeout_s))
+
+
+def _lock_path(database: Path) -> Path:
+    return Path(f"{database}.writer-lock")
 
 
 class WriterLock:
@@ -388,16 +431,21 @@ class WriterLock:
     descriptor inherited across fork() would be shared, not exclusive.  The
     threads (gevent's greenlets) of one process share the descriptor, which
     flock() doesn't tell apart, so they take turns on a thread lock first.
+    With a ``checkpointer``, the first writer of a process starts it there,
+    and every release counts a write for it.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, checkpointer: WalCheckpointer | None = None) -> None:
         self.path = path
+        self._checkpointer = checkpointer
         self._fd: int | None = None
         self._pid = 0
         # Taken by the native threads that run the commits (run_blocking).
         self._threads = native_lock()
 
     def __enter__(self) -> WriterLock:
+        if self._checkpointer is not None:
+            self._checkpointer.ensure_running()
         self._threads.acquire()
         try:
             if self._fd is None or self._pid != os.getpid():
@@ -415,10 +463,152 @@ class WriterLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
+
+
+class WalCheckpointer:
+    """Copy an SQLite audit store's WAL into the database file, off the request path.
+
+    Left to itself, SQLite checkpoints in the commit that takes the WAL past
+    1000 pages: that commit copies the pages into the database file and
+    fsyncs it while it holds the write lock, and every writer of every
+    worker -- audit commits and replay checks, which answers wait for --
+    waits behind it (docs/performance.md has the timeline).  The service's
+    connections checkpoint only past :data:`FALLBACK_AUTOCHECKPOINT_FRAMES`;
+    a native thread of each worker process does it instead:
+
+    1. after :data:`CHECKPOINT_AFTER_WRITES` writes of its process (or
+       :data:`CHECKPOINT_WITHIN_S` after the first), a PASSIVE checkpoint
+       copies the WAL into the database file beside the writers, without
+       stopping them;
+    2. once the WAL holds :data:`RESTART_AT_FRAMES` pages, it takes the
+       writer lock and checkpoints again -- only the pages committed during
+       step 1 -- so that the next writer finds the WAL wholly copied and
+       starts it over from its beginning.  A checkpoint beside writers that
+       never pause never catches up, and the WAL would grow without end.
+
+    The WAL file keeps its size when it starts over (SQLite overwrites it),
+    so a commit's fsync never has to extend a file.
+    """
+
+    def __init__(
+        self,
+        database: Path,
+        writer_lock: WriterLock,
+        timeout_s: float = 3.0,
+        *,
+        after_writes: int = CHECKPOINT_AFTER_WRITES,
+        within_s: float = CHECKPOINT_WITHIN_S,
+        restart_at_frames: int = RESTART_AT_FRAMES,
+        poll_s: float = CHECKPOINT_POLL_S,
+    ) -> None:
+        self.database = database
+        self.writer_lock = writer_lock
+        self.timeout_s = timeout_s
+        self.after_writes = after_writes
+        self.within_s = within_s
+        self.restart_at_frames = restart_at_frames
+        self.poll_s = poll_s
+        #: Checkpoints run, and those of them that held the writer lock.
+        self.checkpoints = 0
+        self.restarts = 0
+        # Writes since the last checkpoint: counted without a lock, so roughly.
+        self._writes = 0
+        self._pid = 0
+        self._starting = native_lock()
+        self._stop: Any = None
+
+    def wrote(self) -> None:
+        """Count a write transaction of this process (its writer lock was just released)."""
+        self._writes += 1
+
+    def ensure_running(self) -> None:
+        """Start the thread in this process unless it runs (after a fork it doesn't)."""
+        if self._pid == os.getpid():
+            return
+        with self._starting:
+            if self._pid == os.getpid():
+                return
+            self._stop = native_lock()
+            self._stop.acquire()
+            self._writes = 0
+            start_native_thread(self._run, "audit-checkpoint")
+            self._pid = os.getpid()
+
+    def stop(self) -> None:
+        """Stop this process's thread (after its current checkpoint, if one runs)."""
+        if self._pid == os.getpid() and self._stop is not None:
+            self._stop.release()
+            self._pid = 0
+
+    def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        """Copy the WAL into the database; return (pages in the WAL, pages copied)."""
+        _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.checkpoints += 1
+        if frames >= self.restart_at_frames:
+            with self.writer_lock:
+                _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.restarts += 1
+        return int(frames), int(copied)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.database, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+        )
+        # A checkpoint syncs the WAL before it copies and the database file after.
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    def _run(self) -> None:
+        stop = self._stop
+        conn: sqlite3.Connection | None = None
+        last = time.monotonic()
+        resume = 0.0
+        while not stop.acquire(timeout=self.poll_s):
+            now = time.monotonic()
+            writes = self._writes
+            if now < resume or not (
+                writes >= self.after_writes or (writes and now - last >= self.within_s)
+            ):
+                continue
+            self._writes = 0
+            last = now
+            try:
+                conn = conn or self._connect()
+                self.checkpoint(conn)
+            except Exception as exc:  # the thread must outlive any failure
+                # The commits go on, and past the fallback they checkpoint themselves.
+                log.warning("audit WAL checkpoint failed: %s: %s", type(exc).__name__, exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                resume = now + 10 * self.within_s
+        if conn is not None:
+            conn.close()
+
+
+_checkpointers: dict[str, WalCheckpointer] = {}
+_checkpointers_lock = threading.Lock()
+
+
+def wal_checkpointer(database: Path, timeout_s: float = 3.0) -> WalCheckpointer:
+    """Return the one checkpointer of ``database`` (started by the first writer of a process)."""
+    key = os.path.realpath(database)
+    with _checkpointers_lock:
+        checkpointer = _checkpointers.get(key)
+        if checkpointer is None:
+            checkpointer = WalCheckpointer(database, WriterLock(_lock_path(database)), timeout_s)
+            _checkpointers[key] = checkpointer
+        return checkpointer
 
 
 def _durable_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
-    """WAL, and ``synchronous`` (FULL: a commit is on disk before it returns)."""
+    """WAL, ``synchronous`` (FULL: a commit is on disk before it returns), no checkpoints.
+
+    Checkpoints are :class:`WalCheckpointer`'s; a connection runs one only
+    past the fallback size.
+    """
     if synchronous not in ("FULL", "NORMAL"):
         raise ValueError(f"synchronous={synchronous!r}")
 
@@ -427,6 +617,7 @@ def _durable_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_AUTOCHECKPOINT_FRAMES}")
         cursor.close()
 
 

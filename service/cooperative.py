@@ -41,6 +41,22 @@ def native_lock() -> Any:
     return threading.Lock()
 
 
+def start_native_thread(function: Callable[[], object], name: str) -> None:
+    """Run ``function`` on a new daemon thread of the operating system, even under gevent.
+
+    For a loop that blocks in C for long stretches (an SQLite checkpoint's
+    writes and fsync): after the patch, ``threading.Thread`` is a greenlet of
+    the worker's one thread, and would stop every connection while it blocks.
+    Such a thread waits on :func:`native_lock` locks, never on gevent's.
+    """
+    if gevent_is_patched():
+        from gevent import monkey
+
+        monkey.get_original("_thread", "start_new_thread")(function, ())
+        return
+    threading.Thread(target=function, name=name, daemon=True).start()
+
+
 def run_blocking(function: Callable[..., T], *args: object) -> T:
     """Call ``function(*args)`` where its blocking doesn't stop the other greenlets."""
     if not gevent_is_patched():

@@ -23,6 +23,8 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5, 5.0, 10.0)
+#: An audit commit normally takes a few milliseconds; 0.1 s is the bound it is held to.
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class Metrics:
@@ -72,6 +74,20 @@ class Metrics:
             ["via", "result"],
             registry=registry,
         )
+        self.audit_commit = Histogram(
+            "azersu_audit_commit_seconds",
+            "Time of one commit of grouped audit records: the writer lock, the insert, the commit",
+            buckets=COMMIT_BUCKETS,
+            registry=registry,
+        )
+        self.audit_commit_max = Gauge(
+            "azersu_audit_commit_max_seconds",
+            "The slowest audit commit since the service started",
+            registry=registry,
+            # Also of workers that have exited: the slowest is the slowest.
+            multiprocess_mode="max",
+        )
+        self._slowest_commit_s = 0.0
         self.certificate_days_left = Gauge(
             "azersu_signing_certificate_days_left",
             "Days until the service's signing certificate expires",
@@ -79,6 +95,13 @@ class Metrics:
             # Only workers set it, when scraped: the live minimum is the truth.
             multiprocess_mode="livemin",
         )
+
+    def observe_audit_commit(self, seconds: float) -> None:
+        """Count one audit commit's time (called by the audit store's committer)."""
+        self.audit_commit.observe(seconds)
+        if seconds > self._slowest_commit_s:
+            self._slowest_commit_s = seconds
+            self.audit_commit_max.set(seconds)
 
     def render(self) -> bytes:
         """Return the metrics in the Prometheus text format."""

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import datetime as dt
+import itertools
+import multiprocessing
+import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -14,11 +24,13 @@ from lxml import etree
 from sqlalchemy import text
 
 from service.app import create_app
-from service.audit import AuditEntry, AuditStore
+from service.audit import AuditEntry, AuditStore, wal_checkpointer
 from service.client import StatementClient
 from service.errors import AuditUnavailable
+from service.replay_store import SqlReplayCache
 from service.signing.wsse import WsseVerifier
 from tests import billing_fixtures as bf
+from tests.gunicorn_process import ServedProcess, fixture_service_env
 from tests.test_app import HEADERS, envelope, request_body
 
 
@@ -72,6 +84,24 @@ def test_every_outcome_gets_exactly_one_record(audited, sign) -> None:
     assert len(first.client_fingerprint) == 64
     assert first.duration_ms > 0
     assert first.request_id and first.recorded_at
+
+
+def _metric(text: str, name: str) -> float:
+    [value] = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(value)
+
+
+def test_every_audit_commit_is_timed_in_the_metrics(audited) -> None:
+    server, client = audited
+    before = requests.get(f"{server.base_url}/metrics", timeout=10).text
+    client.call(bf.FULL, bf.FIN)
+    client.call(bf.UNKNOWN, bf.FIN)
+    after = requests.get(f"{server.base_url}/metrics", timeout=10).text
+    count = "azersu_audit_commit_seconds_count"
+    assert _metric(after, count) - _metric(before, count) == 2  # one commit each, one after another
+    slowest = _metric(after, "azersu_audit_commit_max_seconds")
+    assert 0 < slowest <= _metric(after, "azersu_audit_commit_seconds_sum")
+    assert _metric(after, 'azersu_audit_commit_seconds_bucket{le="+Inf"}') == _metric(after, count)
 
 
 def test_billing_fault_is_audited_with_what_was_asked(settings, serve_app, tmp_path, sign) -> None:
@@ -169,3 +199,167 @@ def test_sqlite_writers_of_two_processes_take_turns(tmp_path) -> None:
     assert waited >= 0.3, "the commit did not wait for the other process's writer lock"
     assert [e.request_id for e in store.search()] == ["after-lock"]
     store.close()
+
+
+# --- the WAL checkpoint, off the request path (SQLite) -----------------------------------
+
+WAL_FRAME_BYTES = 24 + 4096  # a frame: its header and one page (SQLite's default page size)
+
+
+def _wal_pages(database: Path) -> int:
+    """Return how many pages the WAL file has room for (it never shrinks)."""
+    size = Path(f"{database}-wal").stat().st_size
+    return max(0, size - 32) // WAL_FRAME_BYTES  # 32: the WAL header
+
+
+def _entries(prefix: str, count: int) -> list[AuditEntry]:
+    now = dt.datetime.now(dt.UTC)
+    return [
+        AuditEntry(
+            request_id=f"{prefix}-{i}",
+            recorded_at=now,
+            outcome="OK",
+            client_subject="CN=Gülşən Əliyeva",
+            client_fingerprint=os.urandom(32).hex(),
+            citizen_fin="5ZT3K9M",
+            subscriber_code=f"{100000000 + i}",
+            statement_number=f"AZS-{prefix}-{i}",
+            duration_ms=2.5,
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+def sqlite_audit(tmp_path: Path) -> Iterator[tuple[Path, AuditStore, SqlReplayCache]]:
+    """An SQLite audit database with its store and replay table; the checkpointer stopped after."""
+    database = tmp_path / "audit.sqlite"
+    store = AuditStore.from_url(f"sqlite:///{database}")
+    replay = SqlReplayCache.from_url(f"sqlite:///{database}")
+    yield database, store, replay
+    wal_checkpointer(database).stop()
+    store.close()
+    replay.close()
+
+
+def test_no_commit_copies_the_wal_into_the_database(sqlite_audit) -> None:
+    """Audit commits and replay checks leave the checkpoint to the checkpointer."""
+    database, store, replay = sqlite_audit
+    checkpointer = wal_checkpointer(database)
+    checkpointer.after_writes, checkpointer.within_s = 10**9, 1e9  # it waits: only a commit could
+    size = database.stat().st_size
+    for batch in range(300):
+        store.insert_now(_entries(f"b{batch}", 4))
+        assert replay.first_seen(os.urandom(32).hex(), 60)
+    assert _wal_pages(database) > 1000, "fewer pages than SQLite's own checkpoint needs"
+    assert database.stat().st_size == size, "a commit copied the WAL into the database file"
+    assert checkpointer.checkpoints == 0
+    checkpointer.after_writes = 1
+    store.insert_now(_entries("last", 1))
+    deadline = time.monotonic() + 10
+    while database.stat().st_size == size and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert database.stat().st_size > size, "the checkpointer did not copy the WAL either"
+    assert store.count() == 1201
+
+
+def test_the_wal_stays_bounded_under_writers_that_never_pause(sqlite_audit) -> None:
+    """The WAL starts over although writers never leave a gap for a checkpoint to catch up."""
+    database, store, replay = sqlite_audit
+    checkpointer = wal_checkpointer(database)
+    checkpointer.after_writes, checkpointer.restart_at_frames = 50, 500
+    checkpointer.poll_s = 0.005
+    stop = threading.Event()
+    writes = collections.Counter()
+
+    def replay_checks() -> None:
+        while not stop.is_set():
+            assert replay.first_seen(os.urandom(32).hex(), 60)
+            writes["replay"] += 1
+
+    def audit_commits(name: str) -> None:
+        for batch in itertools.count():
+            if stop.is_set():
+                return
+            store.record(_entries(f"{name}-{batch}", 1)[0])
+            writes["audit"] += 1
+
+    threads = [threading.Thread(target=replay_checks) for _ in range(2)]
+    threads += [threading.Thread(target=audit_commits, args=(f"t{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    largest = 0
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            largest = max(largest, _wal_pages(database))
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    pages_written = 2 * writes["replay"] + 3 * writes["audit"]  # at the least
+    assert pages_written > 4 * checkpointer.restart_at_frames, f"too few writes: {writes}"
+    assert checkpointer.restarts >= 2
+    # Past the restart size, the WAL grows by what is written during one
+    # checkpoint beside the writers; without the restart it would grow to
+    # the fallback size (20,000 pages) within the four seconds.
+    assert largest <= 4 * checkpointer.restart_at_frames, (
+        f"the WAL grew to {largest} pages ({writes})"
+    )
+
+
+def _write_in_forked_child(store: AuditStore, database: Path) -> None:
+    store.engine.dispose(close=False)  # the parent's connections stay the parent's
+    size = database.stat().st_size
+    for batch in range(60):
+        store.insert_now(_entries(f"child-{batch}", 2))
+    deadline = time.monotonic() + 10
+    while database.stat().st_size == size and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os._exit(0 if database.stat().st_size > size else 3)
+
+
+def test_a_forked_process_runs_its_own_checkpointer(sqlite_audit) -> None:
+    """A gunicorn worker is a fork: the first writer there starts a checkpointer of its own."""
+    database, store, _ = sqlite_audit
+    checkpointer = wal_checkpointer(database)
+    checkpointer.after_writes, checkpointer.within_s = 20, 1e9
+    store.insert_now(_entries("parent", 1))  # the parent's checkpointer runs, and waits
+    child = multiprocessing.get_context("fork").Process(
+        target=_write_in_forked_child, args=(store, database)
+    )
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0, "no checkpointer copied the child's writes"
+    assert checkpointer.checkpoints == 0, "the parent's checkpointer ran (it should have waited)"
+
+
+def _records_in_the_file_itself(database: Path, copy: Path) -> int:
+    """Count the audit records in the database file alone, without its WAL."""
+    shutil.copyfile(database, copy)  # no -wal beside the copy: SQLite reads the file as it is
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        return int(conn.execute("SELECT count(*) FROM audit_record").fetchone()[0])
+
+
+@pytest.mark.slow
+def test_a_served_worker_checkpoints_its_audit_wal(pki, billing_db, tmp_path, sign) -> None:
+    """In gunicorn's gevent worker the checkpointer runs, and copies the records into the file."""
+    env = fixture_service_env(pki, billing_db, tmp_path / "var")
+    server = ServedProcess(env, tmp_path / "serve.log")
+    database = tmp_path / "var" / "audit.sqlite"
+    try:
+        for _ in range(3):
+            response = requests.post(
+                server.url, data=sign(envelope(request_body())), headers=HEADERS, timeout=10
+            )
+            assert response.status_code == 200, response.text
+        copied = _records_in_the_file_itself(database, tmp_path / "copy.sqlite")
+        assert copied < 3, "the records were in the file before any checkpoint"
+        deadline = time.monotonic() + 15  # the checkpointer's 5 s, on a busy machine
+        while copied < 3 and time.monotonic() < deadline:
+            time.sleep(0.25)
+            copied = _records_in_the_file_itself(database, tmp_path / "copy.sqlite")
+    finally:
+        server.stop()
+    assert copied == 3, f"{copied} of 3 records reached the database file:\n{server.log_text()}"
