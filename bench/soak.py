@@ -34,7 +34,11 @@ Checks:
   slower ones exactly) read from ``/metrics`` before the clock starts and at
   the end; the slowest is ``azersu_audit_commit_max_seconds`` when it grew
   during the run.  PostgreSQL's checkpoints during the run (from its log)
-  are reported beside them.
+  are reported beside them, and so is the disk: a probe process writes 8 KiB
+  and calls ``fdatasync`` every 0.1 s beside the audit database, and each
+  commit the service logged as slow (its WARNING "slow audit commit" names
+  the lock wait, the inserts and the commit) is listed with the slowest probe
+  fsync that overlapped it.
 
 Before the clock starts, the server answers ten requests per connection
 (the priming): a fresh worker's first requests open its connections and run
@@ -619,6 +623,90 @@ def slope_mb_per_min(points: Sequence[tuple[float, float]]) -> float:
     return 60 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / denominator
 
 
+#: The disk probe: an 8 KiB write and its fdatasync this often...
+PROBE_EVERY_S = 0.1
+#: ... at the next offset of a file this large, as a WAL is written.
+PROBE_FILE_BYTES = 4 * 1024 * 1024
+#: A disk fsync at least this long during a slow commit is named as its likely cause.
+SLOW_FSYNC_MS = 50.0
+
+
+def probe_disk(path: Path, stop: Event, results: Connection) -> None:
+    """Time an 8 KiB write and its ``fdatasync`` every 0.1 s until ``stop``; send the times.
+
+    The probe writes beside the audit database (same file system, same
+    disk) what a commit writes to its WAL, so its timings are the disk's own,
+    apart from the service: a slow commit during a slow probe fsync was the
+    disk's, a slow commit while the probe was fast was not.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.ftruncate(fd, PROBE_FILE_BYTES)
+        os.fsync(fd)
+        block = os.urandom(8192)
+        timings: list[tuple[float, float]] = []
+        offset = 0
+        while not stop.wait(PROBE_EVERY_S):
+            started_unix, started = time.time(), time.perf_counter()
+            os.pwrite(fd, block, offset)
+            os.fdatasync(fd)
+            timings.append((started_unix, time.perf_counter() - started))
+            offset = (offset + len(block)) % PROBE_FILE_BYTES
+    finally:
+        os.close(fd)
+    results.send(timings)
+
+
+def slow_commits(log_path: Path, since_unix: float) -> list[dict[str, Any]]:
+    """Return the service's "slow audit commit" lines since ``since_unix``, with their Unix time."""
+    found = []
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if '"slow audit commit"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        logged = dt.datetime.strptime(entry["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        unix_s = logged.replace(tzinfo=dt.UTC).timestamp()
+        if unix_s < since_unix:
+            continue
+        parts = {k: entry[k] for k in ("lock_wait_ms", "statements_ms", "commit_ms", "records")}
+        total_ms = parts["lock_wait_ms"] + parts["statements_ms"] + parts["commit_ms"]
+        found.append({"unix_s": round(unix_s, 3), "total_ms": round(total_ms, 1), **parts})
+    return found
+
+
+def disk_and_commits(
+    probes: Sequence[tuple[float, float]], commits: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """Summarise the disk probe, and give each slow commit the slowest probe fsync beside it.
+
+    A commit logged at ``t`` after ``total_ms`` ran over [t - total, t]; a probe
+    fsync overlaps it if it started before ``t`` and ended after the start.
+    """
+    durations = sorted(1000 * d for _, d in probes)
+    summary: dict[str, Any] = {
+        "fsyncs": len(durations),
+        **(load.latency_summary(durations) if durations else {}),
+        "over_100ms": sum(d > 100 for d in durations),
+    }
+    explained = 0
+    annotated = []
+    for commit in commits:
+        end = commit["unix_s"] + 0.001  # the log's time is to the millisecond
+        start = end - commit["total_ms"] / 1000 - 0.002
+        beside = [1000 * d for t, d in probes if t < end and t + d > start]
+        slowest = round(max(beside), 1) if beside else None
+        explained += slowest is not None and slowest >= SLOW_FSYNC_MS
+        annotated.append({**commit, "disk_fsync_ms_meanwhile": slowest})
+    return {
+        "disk_probe": summary,
+        "slow_commits": annotated,
+        "slow_commits_beside_a_slow_disk_fsync": explained,
+    }
+
+
 def analyse(
     log: SoakLog,
     samples: list[Sample],
@@ -915,10 +1003,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         pids = server.worker_pids()
         worker_changes = 0
         run_since = dt.datetime.now(dt.UTC)
+        probe_results, probe_sender = context.Pipe(duplex=False)
+        probe_stop = context.Event()
+        probe = context.Process(
+            target=probe_disk,
+            args=(var_dir / "fsync-probe", probe_stop, probe_sender),
+            daemon=True,
+        )
+        probe.start()
+        probe_sender.close()
         others = OtherLoad()
         driver.start()
         sender.close()
-        own = {os.getpid(), generator.pid or 0, driver.pid or 0}
+        own = {os.getpid(), generator.pid or 0, driver.pid or 0, probe.pid or 0}
         started = time.monotonic()
         print(
             " t s | workers' RSS MB | audit records | replay window | readyz replay"
@@ -948,6 +1045,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         log: SoakLog = receiver.recv()
         driver.join()
+        probe_stop.set()
+        probes: list[tuple[float, float]] = probe_results.recv()
+        probe.join()
         if args.timeline:
             write_timeline(log, args.timeline)
         time.sleep(1)
@@ -968,6 +1068,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         report["checks"]["priming_without_errors"] = set(report["priming"]) <= {"OK"}
+        report.update(disk_and_commits(probes, slow_commits(server.log_path, log.start_epoch)))
         if isinstance(backing, load.ProductionBacking):
             report["postgres_checkpoints"] = postgres_checkpoints(backing.pg.log_path, run_since)
     finally:
@@ -1022,6 +1123,21 @@ def print_summary(report: dict[str, Any]) -> None:
             f"{commits['max_ms']} ms, over 100 ms {commits['over_100ms']}, mean "
             f"{commits['mean_ms']} ms"
         )
+    if "disk_probe" in report:
+        probe = report["disk_probe"]
+        print(
+            f"disk probe (8 KiB write + fdatasync every {PROBE_EVERY_S} s beside the audit "
+            f"database): {probe['fsyncs']:,}, p50 {probe.get('p50_ms')} ms, p99 "
+            f"{probe.get('p99_ms')} ms, max {probe.get('max_ms')} ms, over 100 ms "
+            f"{probe['over_100ms']}"
+        )
+        print(
+            f"slow audit commits logged: {len(report['slow_commits'])}, of them beside a disk "
+            f"fsync of {SLOW_FSYNC_MS:g} ms or more: "
+            f"{report['slow_commits_beside_a_slow_disk_fsync']}"
+        )
+        for commit in report["slow_commits"][:20]:
+            print(f"  {commit}")
     print(f"p99/p50 {report['p99_over_p50']}; slowest seconds {report['worst_seconds']}")
     print(
         f"requests due while other processes used < {QUIET_CPUS} CPU: "

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import itertools
+import logging
 import multiprocessing
 import os
 import shutil
@@ -198,6 +199,43 @@ def test_sqlite_writers_of_two_processes_take_turns(tmp_path) -> None:
         holder.wait(timeout=10)
     assert waited >= 0.3, "the commit did not wait for the other process's writer lock"
     assert [e.request_id for e in store.search()] == ["after-lock"]
+    store.close()
+
+
+def test_a_slow_commit_is_logged_with_its_parts(tmp_path, caplog) -> None:
+    """A commit over SLOW_COMMIT_S is a WARNING that says which part was slow; a fast one isn't."""
+    database = tmp_path / "audit.sqlite"
+    store = AuditStore.from_url(f"sqlite:///{database}")
+    observed: list[float] = []
+    store.on_commit = observed.append
+    caplog.set_level(logging.WARNING, logger="service.audit")
+    store.record(AuditEntry(request_id="fast", recorded_at=dt.datetime.now(dt.UTC)))
+    assert not [r for r in caplog.records if r.getMessage() == "slow audit commit"]
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(0.4)\n",
+            f"{database}.writer-lock",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        store.record(AuditEntry(request_id="slow", recorded_at=dt.datetime.now(dt.UTC)))
+    finally:
+        holder.wait(timeout=10)
+    [slow] = [r for r in caplog.records if r.getMessage() == "slow audit commit"]
+    fields = vars(slow)
+    assert slow.levelno == logging.WARNING and fields["records"] == 1
+    assert fields["lock_wait_ms"] >= 250, "the wait for the other process's lock is not named"
+    assert fields["statements_ms"] < 100 and fields["commit_ms"] < 250
+    assert observed[-1] * 1000 >= fields["lock_wait_ms"], "the metric got less than the whole"
     store.close()
 
 
