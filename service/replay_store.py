@@ -29,14 +29,12 @@ uncommitted row with the same key.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -52,23 +50,16 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from service.audit import WriterLock, open_audit_engine
+from service.audit import WriterLock
 from service.billing.engine import DriverStatement
-from service.cooperative import driver_blocks_in_c, run_blocking
-from service.errors import ConfigurationError, ReplayStoreUnavailable
+from service.errors import ReplayStoreUnavailable
 from service.settings import Settings
-from service.signing.replay import (
-    REDIS_SCHEMES,
-    REPLAY_URL_SETTING,
-    RedisReplayCache,
-    ReplayCache,
-)
+from service.shared_table import SharedTable
+from service.signing.replay import RedisReplayCache, ReplayCache, redis_url
 
 log = logging.getLogger("service.replay_store")
-T = TypeVar("T")
 
 #: The table of fingerprints in the audit database.
 REPLAY_TABLE = "replay_fingerprint"
@@ -89,15 +80,19 @@ def replay_table(metadata: MetaData) -> Table:
     )
 
 
-class SqlReplayCache:
+class SqlReplayCache(SharedTable):
     """Fingerprints in a table of the audit database: one INSERT against its primary key.
 
     Every database error becomes :class:`ReplayStoreUnavailable` (fail
     closed).  On SQLite the writes take turns with the audit's through its
-    writer lock (:class:`service.audit.WriterLock`), and commit as durably.
-    Expiry uses the wall clock (``time.time``), the one clock that all
-    processes and hosts share.
+    writer lock (:class:`service.audit.WriterLock`).  Their commits are
+    ``NORMAL``, with no fsync of their own: an answer leaves only after its
+    audit record's commit, a FULL one into the same WAL file, which puts this
+    row on disk too; a message whose answer never left may be forgotten by a
+    power cut, and that is no replay.
     """
+
+    unavailable = ReplayStoreUnavailable
 
     def __init__(
         self,
@@ -106,15 +101,8 @@ class SqlReplayCache:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.engine = engine
-        self._writer_lock: contextlib.AbstractContextManager[object] = (
-            writer_lock or contextlib.nullcontext()
-        )
-        self._clock = clock
-        #: A local file (SQLite) blocks in C: its writes go to a native thread.
-        self._blocks = driver_blocks_in_c(engine.dialect.name, engine.dialect.driver)
-        self.metadata = MetaData()
-        self.table = t = replay_table(self.metadata)
+        super().__init__(engine, writer_lock, clock=clock)
+        t = self.table
         self._insert = DriverStatement(
             insert(t).values(
                 fingerprint=bindparam("fingerprint"), expires_at_ms=bindparam("expires_at_ms")
@@ -143,67 +131,29 @@ class SqlReplayCache:
             engine.dialect,
         )
         self._checks = itertools.count(1)
-        dbapi = engine.dialect.loaded_dbapi
-        self._duplicate_key: type[Exception] = dbapi.IntegrityError
-        self._driver_error: type[Exception] = dbapi.Error
 
-    @classmethod
-    def from_url(
-        cls, url_text: str, timeout_s: float = 3.0, *, clock: Callable[[], float] = time.time
-    ) -> SqlReplayCache:
-        """Open the audit database at ``url_text``; create the table if it is missing.
-
-        The pool doesn't ping a connection before lending it (a round trip
-        on every request): a use that finds it dead is run again instead
-        (:meth:`_on_connection`).
-        """
-        # NORMAL on SQLite: no fsync of its own.  An answer leaves only after
-        # its audit record's commit, a FULL one into the same WAL file, which
-        # puts this row on disk too; a message whose answer never left may be
-        # forgotten by a power cut, and that is no replay.
-        engine, writer_lock = open_audit_engine(
-            url_text, timeout_s, pre_ping=False, synchronous="NORMAL"
-        )
-        cache = cls(engine, writer_lock, clock=clock)
-        try:
-            cache.metadata.create_all(engine)
-        except SQLAlchemyError as exc:
-            raise ConfigurationError(
-                "AZERSU_AUDIT_URL", f"cannot create the replay table: {type(exc).__name__}: {exc}"
-            ) from exc
-        return cache
+    define_table = staticmethod(replay_table)
 
     def first_seen(self, key: str, ttl_s: float) -> bool:
         """Insert ``key`` to expire in ``ttl_s``; return False if an unexpired row has it."""
         purge = next(self._checks) % PURGE_EVERY == 0
-        now_ms = self._now_ms()
+        now_ms = self.now_ms()
         row = {"fingerprint": key, "expires_at_ms": now_ms + max(1, math.ceil(ttl_s * 1000))}
-        if self._blocks:  # SQLite: the writes and their lock, off the gevent worker's loop
-            return run_blocking(self._test_and_set_now, row, now_ms, purge)
-        return self._test_and_set_now(row, now_ms, purge)
+        return self.write(self._test_and_set_now, row, now_ms, purge)
 
     def _test_and_set_now(self, row: dict[str, Any], now_ms: int, purge: bool) -> bool:
         if purge:
-            self._purge_in_passing()
-        with self._writer_lock:
-            return self._on_connection(lambda conn: self._test_and_set(conn, row, now_ms))
+            self._purge_in_passing(now_ms)
+        return self.on_connection(lambda conn: self._test_and_set(conn, row, now_ms))
 
     def purge_expired(self) -> int:
         """Delete at most :data:`PURGE_BATCH` expired rows, oldest first; return how many."""
-        now_ms = self._now_ms()
-        with self._writer_lock:
-            return self._on_connection(lambda conn: self._purged(conn, now_ms))
+        now_ms = self.now_ms()
+        return self.write(lambda: self.on_connection(lambda conn: self._purged(conn, now_ms)))
 
     def check(self) -> None:
         """Look a key up: return if the table answers; raise ReplayStoreUnavailable if not."""
-        self._on_connection(self._looked_up)
-
-    def close(self) -> None:
-        """Release the connections (the pool reconnects if used again)."""
-        self.engine.dispose()
-
-    def _now_ms(self) -> int:
-        return math.floor(self._clock() * 1000)
+        self.on_connection(self._looked_up)
 
     def _test_and_set(self, conn: PoolProxiedConnection, row: dict[str, Any], now_ms: int) -> bool:
         if self._inserted(conn, row):
@@ -256,62 +206,19 @@ class SqlReplayCache:
         finally:
             cursor.close()
 
-    def _purge_in_passing(self) -> None:
+    def _purge_in_passing(self, now_ms: int) -> None:
         # Housekeeping, not a decision: an expired row is never taken for a
         # live one.  A failure (two workers' purges in a deadlock, say) is
         # logged; the insert that follows decides, and fails closed by itself.
         try:
-            self.purge_expired()
+            self.on_connection(lambda conn: self._purged(conn, now_ms))
         except ReplayStoreUnavailable as exc:
             log.warning("expired replay fingerprints not purged: %s", exc.detail)
-
-    def _on_connection(self, work: Callable[[PoolProxiedConnection], T]) -> T:
-        """Run ``work`` on a pooled connection; raise ReplayStoreUnavailable if it fails.
-
-        A network database drops pooled connections (a restart, a failover,
-        a firewall).  Instead of a ping before every use, a use that finds
-        its connection dead runs once more on a new one.  That is safe: had
-        the first insert been committed just before the connection died, the
-        second finds the key and the message is refused as a replay -- a
-        wrong refusal, never a wrong acceptance.  A connection that failed is
-        invalidated: nothing half-done goes back to the pool.
-        """
-        for attempt in (1, 2):
-            try:
-                conn = self.engine.raw_connection()
-            except (SQLAlchemyError, self._driver_error, OSError) as exc:
-                raise ReplayStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-            try:
-                return work(conn)
-            except (SQLAlchemyError, self._driver_error, OSError) as exc:
-                dead = self.engine.dialect.is_disconnect(
-                    cast(Any, exc), conn.driver_connection, None
-                )
-                conn.invalidate()
-                if attempt == 1 and dead:
-                    log.info("replay store connection lost, trying a new one: %s", exc)
-                    continue
-                raise ReplayStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-            except BaseException:
-                conn.invalidate()
-                raise
-            finally:
-                conn.close()
-        raise AssertionError("not reached: the second attempt returns or raises")
 
 
 def create_replay_cache(settings: Settings) -> ReplayCache:
     """Return the replay cache: the audit database by default, or ``AZERSU_REPLAY_URL``'s Redis."""
-    url = settings.replay_url
-    if not url:
+    url = redis_url(settings.replay_url)
+    if url is None:
         return SqlReplayCache.from_url(settings.resolved_audit_url, settings.db_timeout_s)
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
-    if scheme in REDIS_SCHEMES:
-        # Schemes are case-insensitive (RFC 3986); redis-py wants them in lower case.
-        return RedisReplayCache.from_url(scheme + url[len(scheme) :])
-    # Name only the scheme: the URL may carry a password.
-    raise ConfigurationError(
-        REPLAY_URL_SETTING,
-        f"unsupported replay store {scheme + '://' if scheme else 'URL'}: "
-        "use redis:// or rediss://, or leave it empty for the audit database",
-    )
+    return RedisReplayCache.from_url(url)

@@ -509,9 +509,9 @@ def test_postgres_dropped_connection_is_replaced_without_a_refusal(
                 (name,),
             ).fetchone()
         assert killed == (1,)  # the pool's one connection
-        with caplog.at_level(logging.INFO, logger="service.replay_store"):
+        with caplog.at_level(logging.INFO, logger="service.shared_table"):
             assert cache.first_seen(known, 60) is False
-        assert "connection lost, trying a new one" in caplog.text
+        assert "replay_fingerprint: connection lost, trying a new one" in caplog.text
         assert cache.first_seen(_key(), 60) is True
     finally:
         cache.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -682,6 +683,28 @@ def test_past_windows_are_purged_in_passing(tmp_path: Path) -> None:
         assert counter.count("203.0.113.9", now - 2) == 0
         assert counter.count("203.0.113.9", now - 1) == 1  # the previous minute is kept
         assert counter.count("203.0.113.9", now) == 48
+    finally:
+        counter.close()
+
+
+def test_a_count_survives_a_dropped_postgres_connection(
+    postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No ping before each use: an increment that finds the pooled connection dead runs again."""
+    name = f"rate_{uuid.uuid4().hex[:16]}"
+    counter = SqlRateCounter.from_url(postgres_server.create_database(name))
+    try:
+        assert counter.increment("203.0.113.9", 7) == 1
+        with postgres_server.connect(autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()
+        assert killed == (1,)  # the pool's one connection
+        with caplog.at_level(logging.INFO, logger="service.shared_table"):
+            assert counter.increment("203.0.113.9", 7) == 2
+        assert "verify_rate_window: connection lost, trying a new one" in caplog.text
     finally:
         counter.close()
 

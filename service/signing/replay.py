@@ -56,6 +56,26 @@ REDIS_TIMEOUT_S = 1.0
 REDIS_SCHEMES = ("redis", "rediss")
 
 
+def redis_url(url: str) -> str | None:
+    """Return ``AZERSU_REPLAY_URL`` as redis-py takes it, or None when it is empty.
+
+    Empty means the shared tables of the audit database.  Schemes are
+    case-insensitive (RFC 3986) and redis-py wants them in lower case; any
+    other scheme is a ConfigurationError that names only the scheme, because
+    the URL may carry a password.
+    """
+    if not url:
+        return None
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in REDIS_SCHEMES:
+        return scheme + url[len(scheme) :]
+    raise ConfigurationError(
+        REPLAY_URL_SETTING,
+        f"unsupported replay store {scheme + '://' if scheme else 'URL'}: "
+        "use redis:// or rediss://, or leave it empty for the audit database",
+    )
+
+
 def redis_client(url: str, timeout_s: float = REDIS_TIMEOUT_S) -> redis.Redis:
     """Return a client of ``AZERSU_REPLAY_URL``'s Redis, connecting lazily.
 

@@ -27,14 +27,12 @@ asked the lookup is refused (503): failing open would lift the limit.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
-from urllib.parse import urlsplit
+from typing import Any, Protocol, cast
 
 import redis
 from sqlalchemy import (
@@ -52,17 +50,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from service.audit import WriterLock, open_audit_engine
+from service.audit import WriterLock
 from service.billing.engine import DriverStatement
-from service.cooperative import run_blocking
-from service.errors import ConfigurationError
 from service.settings import Settings
-from service.signing.replay import REDIS_SCHEMES, REPLAY_URL_SETTING, redis_client
-
-T = TypeVar("T")
+from service.shared_table import SharedTable
+from service.signing.replay import redis_client, redis_url
 
 #: The table of counts in the audit database.
 RATE_TABLE = "verify_rate_window"
@@ -105,7 +99,7 @@ def rate_table(metadata: MetaData) -> Table:
     )
 
 
-class SqlRateCounter:
+class SqlRateCounter(SharedTable):
     """Counts in a table of the audit database: an UPDATE, or the INSERT of the first.
 
     The increment is one transaction: ``UPDATE ... SET hits = hits + 1``
@@ -114,8 +108,11 @@ class SqlRateCounter:
     lost; the first of a window INSERTs, and should two insert at once the
     primary key lets one commit and the other updates instead.  On SQLite the
     writes take turns with the audit's through its writer lock, off the
-    gevent worker's loop.
+    gevent worker's loop, and commit without an fsync of their own: a count
+    lost to a power cut costs nothing but a few lookups.
     """
+
+    unavailable = RateStoreUnavailable
 
     def __init__(
         self,
@@ -124,14 +121,8 @@ class SqlRateCounter:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.engine = engine
-        self._writer_lock: contextlib.AbstractContextManager[object] = (
-            writer_lock or contextlib.nullcontext()
-        )
-        self._blocks = writer_lock is not None
-        self._clock = clock
-        self.metadata = MetaData()
-        self.table = t = rate_table(self.metadata)
+        super().__init__(engine, writer_lock, clock=clock)
+        t = self.table
         key = (t.c.client_key == bindparam("client")) & (t.c.window_start == bindparam("window"))
         self._add = DriverStatement(update(t).where(key).values(hits=t.c.hits + 1), engine.dialect)
         self._first = DriverStatement(
@@ -145,55 +136,29 @@ class SqlRateCounter:
             delete(t).where(t.c.window_start < bindparam("before")), engine.dialect
         )
         self._increments = itertools.count(1)
-        dbapi = engine.dialect.loaded_dbapi
-        self._duplicate_key: type[Exception] = dbapi.IntegrityError
-        self._driver_error: type[Exception] = dbapi.Error
 
-    @classmethod
-    def from_url(
-        cls, url_text: str, timeout_s: float = 3.0, *, clock: Callable[[], float] = time.time
-    ) -> SqlRateCounter:
-        """Open the audit database at ``url_text``; create the table if it is missing."""
-        # NORMAL on SQLite: a count lost to a power cut costs nothing but a few lookups.
-        engine, writer_lock = open_audit_engine(
-            url_text, timeout_s, pre_ping=True, synchronous="NORMAL"
-        )
-        counter = cls(engine, writer_lock, clock=clock)
-        try:
-            counter.metadata.create_all(engine)
-        except SQLAlchemyError as exc:
-            raise ConfigurationError(
-                "AZERSU_AUDIT_URL", f"cannot create the rate table: {type(exc).__name__}: {exc}"
-            ) from exc
-        return counter
+    define_table = staticmethod(rate_table)
 
     def count(self, client: str, window: int) -> int:
         """Return the client's count in ``window``."""
         values = {"client": client, "window": window}
-        return self._on_connection(lambda conn: self._hits(conn, values))
+        return self.on_connection(lambda conn: self._hits(conn, values))
 
     def increment(self, client: str, window: int) -> int:
         """Add one to the client's count in ``window``; return the new count."""
         purge = next(self._increments) % PURGE_EVERY == 0
         values = {"client": client, "window": window}
-        if self._blocks:
-            return run_blocking(self._increment_now, values, purge)
-        return self._increment_now(values, purge)
+        return self.write(self._increment_now, values, purge)
 
     def check(self) -> None:
         """Read a count: return if the table answers."""
         self.count("", 0)
 
-    def close(self) -> None:
-        """Release the connections."""
-        self.engine.dispose()
-
     def _increment_now(self, values: dict[str, Any], purge: bool) -> int:
-        with self._writer_lock:
-            hits = self._on_connection(lambda conn: self._incremented(conn, values))
-            if purge:
-                before = math.floor(self._clock() / WINDOW_S) - 1
-                self._on_connection(lambda conn: self._purged(conn, before))
+        hits = self.on_connection(lambda conn: self._incremented(conn, values))
+        if purge:
+            before = math.floor(self._clock() / WINDOW_S) - 1
+            self.on_connection(lambda conn: self._purged(conn, before))
         return hits
 
     def _incremented(self, conn: PoolProxiedConnection, values: dict[str, Any]) -> int:
@@ -232,22 +197,6 @@ class SqlRateCounter:
             conn.commit()
         finally:
             cursor.close()
-
-    def _on_connection(self, work: Callable[[PoolProxiedConnection], T]) -> T:
-        try:
-            conn = self.engine.raw_connection()
-        except (SQLAlchemyError, self._driver_error, OSError) as exc:
-            raise RateStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        try:
-            return work(conn)
-        except (SQLAlchemyError, self._driver_error, OSError) as exc:
-            conn.invalidate()
-            raise RateStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        except BaseException:
-            conn.invalidate()
-            raise
-        finally:
-            conn.close()
 
 
 class RedisRateCounter:
@@ -337,10 +286,7 @@ class NotFoundLimit:
 
 def create_rate_counter(settings: Settings) -> RateCounter:
     """Return the counts' store: the replay store's (the audit database, or Redis)."""
-    url = settings.replay_url
-    if not url:
+    url = redis_url(settings.replay_url)
+    if url is None:
         return SqlRateCounter.from_url(settings.resolved_audit_url, settings.db_timeout_s)
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
-    if scheme in REDIS_SCHEMES:
-        return RedisRateCounter(redis_client(scheme + url[len(scheme) :]))
-    raise ConfigurationError(REPLAY_URL_SETTING, "use redis:// or rediss://, or leave it empty")
+    return RedisRateCounter(redis_client(url))

@@ -1,0 +1,151 @@
+"""A table that every worker and host shares, kept in the audit database.
+
+The replay fingerprints (:mod:`service.replay_store`) and the verification
+page's counts (:mod:`service.verification.rate_limit`) must be seen alike by
+every process that answers, and the audit database is the one store all of
+them write to already.  Both tables are opened, written and failed in the same
+way, so that way is here once: :class:`SharedTable` opens the database as the
+audit opens it (:func:`service.audit.open_audit_engine`), creates its table,
+takes turns with the audit's writers on SQLite (:class:`service.audit.WriterLock`)
+off the gevent worker's loop when the driver blocks in C, retries a use once
+on a new connection when a network database dropped the pooled one, and turns
+every database failure into its owner's "unavailable" exception, which the
+owner answers with a refusal: nothing here fails open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, Self, TypeVar, cast
+
+from sqlalchemy import Engine, MetaData, Table
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import PoolProxiedConnection
+
+from service.audit import WriterLock, open_audit_engine
+from service.cooperative import driver_blocks_in_c, run_blocking
+from service.errors import ConfigurationError
+
+log = logging.getLogger("service.shared_table")
+T = TypeVar("T")
+
+
+class SharedTable:
+    """One table of the audit database, shared by every worker and host.
+
+    A subclass names its table (:meth:`define_table`) and the exception a
+    failure becomes (:attr:`unavailable`), and does its work through
+    :meth:`write` (under the writer lock, off the loop where needed) and
+    :meth:`on_connection` (one pooled connection, failures translated).
+    Expiry and windows use the wall clock (``time.time``), the one clock that
+    all processes and hosts share.
+    """
+
+    #: What a database failure becomes; the owner's callers refuse on it.
+    unavailable: ClassVar[type[Exception]]
+
+    def __init__(
+        self,
+        engine: Engine,
+        writer_lock: WriterLock | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self._writer_lock: contextlib.AbstractContextManager[object] = (
+            writer_lock or contextlib.nullcontext()
+        )
+        self._clock = clock
+        #: A local file (SQLite) blocks in C: its writes go to a native thread.
+        self._blocks = driver_blocks_in_c(engine.dialect.name, engine.dialect.driver)
+        self.metadata = MetaData()
+        self.table = self.define_table(self.metadata)
+        dbapi = engine.dialect.loaded_dbapi
+        self._duplicate_key: type[Exception] = dbapi.IntegrityError
+        self._driver_error: type[Exception] = dbapi.Error
+
+    @staticmethod
+    def define_table(metadata: MetaData) -> Table:
+        """Return the table, defined in ``metadata``."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_url(
+        cls, url_text: str, timeout_s: float = 3.0, *, clock: Callable[[], float] = time.time
+    ) -> Self:
+        """Open the audit database at ``url_text``; create the table if it is missing.
+
+        The pool doesn't ping a connection before lending it (a round trip
+        on every request): a use that finds it dead is run again instead
+        (:meth:`on_connection`).  On SQLite the commits are ``NORMAL``: no
+        fsync of their own (the owners say why that is enough for them).
+        """
+        engine, writer_lock = open_audit_engine(
+            url_text, timeout_s, pre_ping=False, synchronous="NORMAL"
+        )
+        shared = cls(engine, writer_lock, clock=clock)
+        try:
+            shared.metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            raise ConfigurationError(
+                "AZERSU_AUDIT_URL",
+                f"cannot create the table {shared.table.name}: {type(exc).__name__}: {exc}",
+            ) from exc
+        return shared
+
+    def close(self) -> None:
+        """Release the connections (the pool reconnects if used again)."""
+        self.engine.dispose()
+
+    def now_ms(self) -> int:
+        """Return the wall clock in whole milliseconds."""
+        return math.floor(self._clock() * 1000)
+
+    def write(self, work: Callable[..., T], *args: Any) -> T:
+        """Run ``work(*args)`` under the writer lock; off the gevent loop if the driver blocks."""
+        if self._blocks:
+            return run_blocking(self._locked, work, *args)
+        return self._locked(work, *args)
+
+    def _locked(self, work: Callable[..., T], *args: Any) -> T:
+        with self._writer_lock:
+            return work(*args)
+
+    def on_connection(self, work: Callable[[PoolProxiedConnection], T]) -> T:
+        """Run ``work`` on a pooled connection; raise :attr:`unavailable` if it fails.
+
+        A network database drops pooled connections (a restart, a failover,
+        a firewall).  Instead of a ping before every use, a use that finds
+        its connection dead runs once more on a new one.  The owners' writes
+        are safe to run twice: a replay row committed just before its
+        connection died makes the second insert a refusal (wrong, never a
+        wrong acceptance), and a count added twice limits a client sooner.  A
+        connection that failed is invalidated: nothing half-done goes back to
+        the pool.
+        """
+        for attempt in (1, 2):
+            try:
+                conn = self.engine.raw_connection()
+            except (SQLAlchemyError, self._driver_error, OSError) as exc:
+                raise self.unavailable(f"{type(exc).__name__}: {exc}") from exc
+            try:
+                return work(conn)
+            except (SQLAlchemyError, self._driver_error, OSError) as exc:
+                dead = self.engine.dialect.is_disconnect(
+                    cast(Any, exc), conn.driver_connection, None
+                )
+                conn.invalidate()
+                if attempt == 1 and dead:
+                    log.info("%s: connection lost, trying a new one: %s", self.table.name, exc)
+                    continue
+                raise self.unavailable(f"{type(exc).__name__}: {exc}") from exc
+            except BaseException:
+                conn.invalidate()
+                raise
+            finally:
+                conn.close()
+        raise AssertionError("not reached: the second attempt returns or raises")
