@@ -50,9 +50,9 @@ process; latency is measured from the moment it was due (so a stall shows
 up as latency, not as a lower rate).  Signed requests are made
 continuously by a generator process a few seconds ahead of use, so their
 Timestamps are fresh; each is used once (its replay key is checked to be
-new).  The generator shares the two cores with the server, so it signs a
-tenth of a second of requests at a time, at a lower priority: signing a
-second's worth at once put a burst of CPU beside the server every second.
+new).  The generator shares the cores with the server, so it signs a tenth
+of a second of requests at a time, at a lower priority, and its work never
+reaches the server as a burst.
 ``--timeline`` writes every request's due time and latency, to line stalls
 up with other events.
 
@@ -103,11 +103,12 @@ if str(BENCH) not in sys.path:
 
 import load  # noqa: E402  (bench/load.py: the server, the requests and the client)
 
+from service.audit import SLOW_COMMIT_S  # noqa: E402
 from service.pki import init_pki  # noqa: E402
 
 RESULTS = load.ROOT / "bench" / "results"
-#: The issue's bounds: no audit commit slower than this...
-MAX_AUDIT_COMMIT_MS = 100.0
+#: The issue's bounds: no audit commit slower than the service logs as slow...
+MAX_AUDIT_COMMIT_MS = 1000 * SLOW_COMMIT_S
 #: ... and the p99 of the latency from the due time below this many times its p50.
 P99_OVER_P50_BOUND = 3.0
 PROFILES = {
@@ -639,21 +640,24 @@ def probe_disk(path: Path, stop: Event, results: Connection) -> None:
     apart from the service: a slow commit during a slow probe fsync was the
     disk's, a slow commit while the probe was fast was not.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    timings: list[tuple[float, float]] = []
     try:
-        os.ftruncate(fd, PROBE_FILE_BYTES)
-        os.fsync(fd)
-        block = os.urandom(8192)
-        timings: list[tuple[float, float]] = []
-        offset = 0
-        while not stop.wait(PROBE_EVERY_S):
-            started_unix, started = time.time(), time.perf_counter()
-            os.pwrite(fd, block, offset)
-            os.fdatasync(fd)
-            timings.append((started_unix, time.perf_counter() - started))
-            offset = (offset + len(block)) % PROBE_FILE_BYTES
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.ftruncate(fd, PROBE_FILE_BYTES)
+            os.fsync(fd)
+            block = os.urandom(8192)
+            offset = 0
+            while not stop.wait(PROBE_EVERY_S):
+                started_unix, started = time.time(), time.perf_counter()
+                os.pwrite(fd, block, offset)
+                os.fdatasync(fd)
+                timings.append((started_unix, time.perf_counter() - started))
+                offset = (offset + len(block)) % PROBE_FILE_BYTES
+        finally:
+            os.close(fd)
+    except OSError as exc:  # the soak's report goes on without the probe's end
+        print(f"disk probe stopped: {exc}", file=sys.stderr, flush=True)
     results.send(timings)
 
 

@@ -66,7 +66,7 @@ from service.registry import IssuedStatement, StatementRegistry
 log = logging.getLogger("service.audit")
 
 #: A worker's checkpointer copies the WAL into the database file after this many
-#: writes of its process (an audit commit or a replay check, a few pages each)...
+#: writes of its process (an audit commit, a replay or rate-count write: a few pages each)...
 CHECKPOINT_AFTER_WRITES = 250
 #: ... or this long after the first write, if there were fewer.
 CHECKPOINT_WITHIN_S = 5.0
@@ -138,10 +138,14 @@ SLOW_COMMIT_S = 0.1
 class CommitTiming:
     """How long one commit of grouped audit records took, part by part.
 
-    ``lock_wait_s`` is the wait for the writer lock (SQLite: another worker's
-    commit or replay write; elsewhere none), ``statements_s`` the inserts,
-    ``commit_s`` the commit: on SQLite the WAL write and its fsync, on a
-    network database the round trip to the server's own WAL flush.
+    ``lock_wait_s`` is the wait for the writer lock and a pooled connection.
+    On SQLite the lock is held by any writer of the database on this host:
+    another commit (of this worker or another), a replay or rate-count write,
+    a revocation, or the checkpointer's restart step.  On a network database
+    there is no lock, and the connection may need a ping or a reconnect.
+    ``statements_s`` is the inserts; ``commit_s`` the commit: on SQLite the
+    WAL write and its fsync, on a network database the round trip to the
+    server's own WAL flush.
     """
 
     lock_wait_s: float
@@ -230,7 +234,10 @@ class _GroupCommitter:
                     },
                 )
             if self.store.on_commit is not None:
-                self.store.on_commit(seconds)
+                try:
+                    self.store.on_commit(seconds)
+                except Exception:  # the metrics must not stop the committer
+                    log.exception("the audit commit's metrics failed")
 
 
 class _Pending:
@@ -316,8 +323,8 @@ class AuditStore:
             records = [{name: getattr(e, name) for name in AUDIT_COLUMNS} for e in entries]
             issued = [e.issued.row() for e in entries if e.issued is not None]
             with self._writer_lock:
-                locked = time.perf_counter()
                 conn = self.engine.raw_connection()
+                locked = time.perf_counter()
                 try:
                     # A failed statement or commit invalidates the connection:
                     # nothing half-done goes back to the pool.
@@ -405,8 +412,10 @@ class AuditStore:
             raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
-        """Release the connections."""
+        """Release the connections and, on SQLite, the writer lock."""
         self.engine.dispose()
+        if isinstance(self._writer_lock, WriterLock):
+            self._writer_lock.close()
 
 
 def open_audit_engine(
@@ -414,9 +423,9 @@ def open_audit_engine(
 ) -> tuple[Engine, WriterLock | None]:
     """Open the engine of the audit database and, on SQLite, its writer lock.
 
-    The replay cache keeps its table in the same database
-    (:class:`service.replay_store.SqlReplayCache`) and opens it here too:
-    the same timeouts, the same durability, the same turn-taking of writers.
+    The tables shared beside the audit's (:class:`service.shared_table.SharedTable`:
+    the replay fingerprints, the verification page's counts) open it here
+    too: the same timeouts, the same turn-taking of writers.
     ``pre_ping`` tests a pooled connection of a network database before
     lending it (a round trip; an SQLite file is never pinged).  ``synchronous``
     is SQLite's pragma for the engine's commits (WAL mode always).  The writer
@@ -450,7 +459,9 @@ def open_audit_engine(
         return engine, None
     _durable_sqlite(engine, synchronous)
     file = Path(url.database or "")
-    return engine, WriterLock(_lock_path(file), checkpointer=wal_checkpointer(file, timeout_s))
+    checkpointer = wal_checkpointer(file, timeout_s)
+    checkpointer.add_user()
+    return engine, WriterLock(_lock_path(file), checkpointer=checkpointer)
 
 
 def _lock_path(database: Path) -> Path:
@@ -505,6 +516,15 @@ class WriterLock:
         if self._checkpointer is not None:
             self._checkpointer.wrote()
 
+    def close(self) -> None:
+        """Close the lock file; the last store of a database to close stops its checkpointer."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.remove_user()
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
 
 class WalCheckpointer:
     """Copy an SQLite audit store's WAL into the database file, off the request path.
@@ -512,8 +532,8 @@ class WalCheckpointer:
     Left to itself, SQLite checkpoints in the commit that takes the WAL past
     1000 pages: that commit copies the pages into the database file and
     fsyncs it while it holds the write lock, and every writer of every
-    worker -- audit commits and replay checks, which answers wait for --
-    waits behind it (docs/performance.md has the timeline).  The service's
+    worker -- audit commits, replay and rate-count writes, which answers wait
+    for -- waits behind it (docs/performance.md has the timeline).  The service's
     connections checkpoint only past :data:`FALLBACK_AUTOCHECKPOINT_FRAMES`;
     a native thread of each worker process does it instead:
 
@@ -557,6 +577,24 @@ class WalCheckpointer:
         self._pid = 0
         self._starting = native_lock()
         self._stop: Any = None
+        # The open stores whose writer lock counts writes for it.
+        self._users = 0
+
+    def add_user(self) -> None:
+        """Count a store that writes through this checkpointer's database."""
+        with _checkpointers_lock:
+            self._users += 1
+
+    def remove_user(self) -> None:
+        """Uncount a closed store; after the last, stop the thread and forget the checkpointer."""
+        with _checkpointers_lock:
+            self._users -= 1
+            last = self._users <= 0
+            key = os.path.realpath(self.database)
+            if last and _checkpointers.get(key) is self:
+                del _checkpointers[key]
+        if last:
+            self.stop()
 
     def wrote(self) -> None:
         """Count a write transaction of this process (its writer lock was just released)."""
@@ -585,7 +623,9 @@ class WalCheckpointer:
         """Copy the WAL into the database; return (pages in the WAL, pages copied)."""
         _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self.checkpoints += 1
-        if frames >= self.restart_at_frames:
+        # Only after a step 1 that copied everything (no reader held an older
+        # snapshot): under the lock there is then only what came meanwhile.
+        if frames >= self.restart_at_frames and copied >= frames:
             with self.writer_lock:
                 _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.restarts += 1

@@ -6,8 +6,9 @@ commit waiting for its fsync, an ``flock``, a query of a driver that waits in
 C -- would stop them all for its duration.  :func:`run_blocking` runs such a
 call on a native thread of gevent's pool while the calling greenlet waits;
 outside a gevent worker (tests, the command line) it just calls the function.
-:func:`make_drivers_cooperative` makes psycopg wait through gevent, and
-:func:`driver_blocks_in_c` tells which engines still need :func:`run_blocking`.
+:func:`make_drivers_cooperative` makes psycopg wait through gevent,
+:func:`driver_blocks_in_c` tells which engines still need :func:`run_blocking`,
+and :func:`start_native_thread` runs a background loop that blocks in C.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def start_native_thread(function: Callable[[], object], name: str) -> None:
     For a loop that blocks in C for long stretches (an SQLite checkpoint's
     writes and fsync): after the patch, ``threading.Thread`` is a greenlet of
     the worker's one thread, and would stop every connection while it blocks.
-    Such a thread waits on :func:`native_lock` locks, never on gevent's.
+    Such a thread coordinates on :func:`native_lock` locks.  It may log: the
+    logging handler's lock is a gevent lock after the patch, and gevent
+    (20.12 and later) lets a native thread take one.
     """
     if gevent_is_patched():
         from gevent import monkey

@@ -30,7 +30,6 @@ uncommitted row with the same key.
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -58,8 +57,6 @@ from service.errors import ReplayStoreUnavailable
 from service.settings import Settings
 from service.shared_table import SharedTable
 from service.signing.replay import RedisReplayCache, ReplayCache, redis_url
-
-log = logging.getLogger("service.replay_store")
 
 #: The table of fingerprints in the audit database.
 REPLAY_TABLE = "replay_fingerprint"
@@ -143,7 +140,7 @@ class SqlReplayCache(SharedTable):
 
     def _test_and_set_now(self, row: dict[str, Any], now_ms: int, purge: bool) -> bool:
         if purge:
-            self._purge_in_passing(now_ms)
+            self.purge_in_passing(lambda conn: self._purged(conn, now_ms))
         return self.on_connection(lambda conn: self._test_and_set(conn, row, now_ms))
 
     def purge_expired(self) -> int:
@@ -206,14 +203,6 @@ class SqlReplayCache(SharedTable):
         finally:
             cursor.close()
 
-    def _purge_in_passing(self, now_ms: int) -> None:
-        # Housekeeping, not a decision: an expired row is never taken for a
-        # live one.  A failure (two workers' purges in a deadlock, say) is
-        # logged; the insert that follows decides, and fails closed by itself.
-        try:
-            self.on_connection(lambda conn: self._purged(conn, now_ms))
-        except ReplayStoreUnavailable as exc:
-            log.warning("expired replay fingerprints not purged: %s", exc.detail)
 
 
 def create_replay_cache(settings: Settings) -> ReplayCache:

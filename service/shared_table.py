@@ -1,16 +1,9 @@
 """A table that every worker and host shares, kept in the audit database.
 
-The replay fingerprints (:mod:`service.replay_store`) and the verification
-page's counts (:mod:`service.verification.rate_limit`) must be seen alike by
-every process that answers, and the audit database is the one store all of
-them write to already.  Both tables are opened, written and failed in the same
-way, so that way is here once: :class:`SharedTable` opens the database as the
-audit opens it (:func:`service.audit.open_audit_engine`), creates its table,
-takes turns with the audit's writers on SQLite (:class:`service.audit.WriterLock`)
-off the gevent worker's loop when the driver blocks in C, retries a use once
-on a new connection when a network database dropped the pooled one, and turns
-every database failure into its owner's "unavailable" exception, which the
-owner answers with a refusal: nothing here fails open.
+The replay fingerprints and the verification page's counts must be seen alike
+by every process that answers, and the audit database is the one store all of
+them write to already; so both tables live there, and are opened, written and
+failed in one way, here: never failing open.
 """
 
 from __future__ import annotations
@@ -36,6 +29,13 @@ T = TypeVar("T")
 
 class SharedTable:
     """One table of the audit database, shared by every worker and host.
+
+    It is opened as the audit opens its own (:func:`service.audit.open_audit_engine`)
+    and created if missing.  Writes take turns with the audit's on SQLite
+    (:class:`service.audit.WriterLock`), off the gevent worker's loop when the
+    driver blocks in C; a use that finds its pooled connection dropped runs
+    once more on a new one; every database failure becomes the owner's
+    :attr:`unavailable`, which the owner answers with a refusal.
 
     A subclass names its table (:meth:`define_table`) and the exception a
     failure becomes (:attr:`unavailable`), and does its work through
@@ -98,15 +98,22 @@ class SharedTable:
         return shared
 
     def close(self) -> None:
-        """Release the connections (the pool reconnects if used again)."""
+        """Release the connections and, on SQLite, the writer lock."""
         self.engine.dispose()
+        if isinstance(self._writer_lock, WriterLock):
+            self._writer_lock.close()
 
     def now_ms(self) -> int:
         """Return the wall clock in whole milliseconds."""
         return math.floor(self._clock() * 1000)
 
     def write(self, work: Callable[..., T], *args: Any) -> T:
-        """Run ``work(*args)`` under the writer lock; off the gevent loop if the driver blocks."""
+        """Run ``work(*args)`` under the writer lock; off the gevent loop if the driver blocks.
+
+        The lock is not reentrant: ``work`` must not call :meth:`write` (or a
+        method that does) again; it uses :meth:`on_connection` and
+        :meth:`purge_in_passing`.
+        """
         if self._blocks:
             return run_blocking(self._locked, work, *args)
         return self._locked(work, *args)
@@ -114,6 +121,17 @@ class SharedTable:
     def _locked(self, work: Callable[..., T], *args: Any) -> T:
         with self._writer_lock:
             return work(*args)
+
+    def purge_in_passing(self, work: Callable[[PoolProxiedConnection], object]) -> None:
+        """Delete expired rows with ``work``; a failure is logged, never a refusal.
+
+        Housekeeping, not a decision: an expired row is never taken for a live
+        one, and the write it comes with decides (and fails closed) by itself.
+        """
+        try:
+            self.on_connection(work)
+        except self.unavailable as exc:
+            log.warning("%s: expired rows not purged: %s", self.table.name, exc)
 
     def on_connection(self, work: Callable[[PoolProxiedConnection], T]) -> T:
         """Run ``work`` on a pooled connection; raise :attr:`unavailable` if it fails.

@@ -301,6 +301,30 @@ def test_no_commit_copies_the_wal_into_the_database(sqlite_audit) -> None:
     assert store.count() == 1201
 
 
+def _checkpoint_threads() -> int:
+    return sum(t.name == "audit-checkpoint" and t.is_alive() for t in threading.enumerate())
+
+
+def test_the_checkpointer_stops_when_the_last_store_of_its_database_closes(tmp_path) -> None:
+    """Closing every store of a database stops its checkpointer's thread and forgets it."""
+    database = tmp_path / "audit.sqlite"
+    running = _checkpoint_threads()
+    store = AuditStore.from_url(f"sqlite:///{database}")
+    replay = SqlReplayCache.from_url(f"sqlite:///{database}")
+    checkpointer = wal_checkpointer(database)
+    store.insert_now(_entries("one", 1))  # the first write starts it
+    assert _checkpoint_threads() == running + 1
+    store.close()
+    assert replay.first_seen(os.urandom(32).hex(), 60), "the other store still writes"
+    assert _checkpoint_threads() == running + 1, "stopped while a store of it was open"
+    replay.close()
+    deadline = time.monotonic() + 5
+    while _checkpoint_threads() > running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _checkpoint_threads() == running, "the checkpointer's thread outlived its stores"
+    assert wal_checkpointer(database) is not checkpointer, "the closed one is still handed out"
+
+
 def test_the_wal_stays_bounded_under_writers_that_never_pause(sqlite_audit) -> None:
     """The WAL starts over although writers never leave a gap for a checkpoint to catch up."""
     database, store, replay = sqlite_audit
@@ -309,18 +333,25 @@ def test_the_wal_stays_bounded_under_writers_that_never_pause(sqlite_audit) -> N
     checkpointer.poll_s = 0.005
     stop = threading.Event()
     writes = collections.Counter()
+    failures: list[BaseException] = []
 
     def replay_checks() -> None:
-        while not stop.is_set():
-            assert replay.first_seen(os.urandom(32).hex(), 60)
-            writes["replay"] += 1
+        try:
+            while not stop.is_set():
+                assert replay.first_seen(os.urandom(32).hex(), 60)
+                writes["replay"] += 1
+        except BaseException as exc:  # a thread's failure must fail the test
+            failures.append(exc)
 
     def audit_commits(name: str) -> None:
-        for batch in itertools.count():
-            if stop.is_set():
-                return
-            store.record(_entries(f"{name}-{batch}", 1)[0])
-            writes["audit"] += 1
+        try:
+            for batch in itertools.count():
+                if stop.is_set():
+                    return
+                store.record(_entries(f"{name}-{batch}", 1)[0])
+                writes["audit"] += 1
+        except BaseException as exc:
+            failures.append(exc)
 
     threads = [threading.Thread(target=replay_checks) for _ in range(2)]
     threads += [threading.Thread(target=audit_commits, args=(f"t{i}",)) for i in range(2)]
@@ -336,6 +367,7 @@ def test_the_wal_stays_bounded_under_writers_that_never_pause(sqlite_audit) -> N
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
+    assert not failures, f"a writer failed: {failures[0]!r}"
     pages_written = 2 * writes["replay"] + 3 * writes["audit"]  # at the least
     assert pages_written > 4 * checkpointer.restart_at_frames, f"too few writes: {writes}"
     assert checkpointer.restarts >= 2

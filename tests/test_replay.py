@@ -637,12 +637,21 @@ def test_create_redis_url_is_redis(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["memcached://x", "memcached://user:s3cret@x:11211", "unix:///run/redis.sock", "x"]
+    ("url", "named"),
+    [
+        ("memcached://x", "memcached://"),
+        ("memcached://user:s3cret@x:11211", "memcached://"),
+        ("unix:///run/redis.sock", "unix://"),
+        ("x", "URL"),
+        # Not a scheme before the first "://": the error names no part of it.
+        ("user:s3cret@host://x", "URL"),
+    ],
 )
-def test_create_other_url_is_a_configuration_error(url: str) -> None:
+def test_create_other_url_is_a_configuration_error(url: str, named: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
         create_replay_cache(Settings(replay_url=url))
     assert raised.value.setting == "AZERSU_REPLAY_URL"
+    assert f"unsupported replay store {named}:" in str(raised.value)
     assert "s3cret" not in str(raised.value)
 
 

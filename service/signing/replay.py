@@ -39,6 +39,7 @@ would silently drop fingerprints and reopen their replay window.
 from __future__ import annotations
 
 import math
+import re
 from typing import Protocol
 
 import redis
@@ -54,6 +55,8 @@ REDIS_KEY_PREFIX = "azersu:replay:"
 #: Seconds to connect to Redis and to wait for one answer.
 REDIS_TIMEOUT_S = 1.0
 REDIS_SCHEMES = ("redis", "rediss")
+#: A URL scheme (RFC 3986 section 3.1): only such a prefix is named in an error.
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
 def redis_url(url: str) -> str | None:
@@ -66,7 +69,8 @@ def redis_url(url: str) -> str | None:
     """
     if not url:
         return None
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    prefix = url.split("://", 1)[0] if "://" in url else ""
+    scheme = prefix.lower() if _URL_SCHEME.fullmatch(prefix) else ""
     if scheme in REDIS_SCHEMES:
         return scheme + url[len(scheme) :]
     raise ConfigurationError(

@@ -158,7 +158,7 @@ class SqlRateCounter(SharedTable):
         hits = self.on_connection(lambda conn: self._incremented(conn, values))
         if purge:
             before = math.floor(self._clock() / WINDOW_S) - 1
-            self.on_connection(lambda conn: self._purged(conn, before))
+            self.purge_in_passing(lambda conn: self._purged(conn, before))
         return hits
 
     def _incremented(self, conn: PoolProxiedConnection, values: dict[str, Any]) -> int:
