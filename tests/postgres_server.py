@@ -187,6 +187,16 @@ class PostgresServer:
             conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
         return self.url(name)
 
+    def terminate_connections(self, database: str) -> int:
+        """Terminate every other session on ``database`` (as a restart or a firewall would)."""
+        with self.connect(autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            ).fetchone()
+        return int(row[0])
+
     def connect(self, database: str = "postgres", **kwargs: Any) -> Any:
         """Open a psycopg 3 connection to ``database`` as the superuser (caller closes it)."""
         import psycopg

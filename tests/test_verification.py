@@ -695,13 +695,7 @@ def test_a_count_survives_a_dropped_postgres_connection(
     counter = SqlRateCounter.from_url(postgres_server.create_database(name))
     try:
         assert counter.increment("203.0.113.9", 7) == 1
-        with postgres_server.connect(autocommit=True) as admin:
-            killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            ).fetchone()
-        assert killed == (1,)  # the pool's one connection
+        assert postgres_server.terminate_connections(name) == 1  # the pool's one connection
         with caplog.at_level(logging.INFO, logger="service.shared_table"):
             assert counter.increment("203.0.113.9", 7) == 2
         assert "verify_rate_window: connection lost, trying a new one" in caplog.text
