@@ -172,10 +172,9 @@ def test_store_round_trip_and_filters(tmp_path) -> None:
     store.close()
 
 
-def test_sqlite_writers_of_two_processes_take_turns(tmp_path) -> None:
-    """A second process's commit waits for the writer lock, then goes at once (no busy sleep)."""
-    database = tmp_path / "audit.sqlite"
-    store = AuditStore.from_url(f"sqlite:///{database}")
+@contextlib.contextmanager
+def writer_lock_held_elsewhere(database: Path, seconds: float) -> Iterator[None]:
+    """Hold the SQLite audit store's writer lock in another process for ``seconds``."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -184,19 +183,28 @@ def test_sqlite_writers_of_two_processes_take_turns(tmp_path) -> None:
             "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
             "fcntl.flock(fd, fcntl.LOCK_EX)\n"
             "print('held', flush=True)\n"
-            "time.sleep(1.0)\n",
+            "time.sleep(float(sys.argv[2]))\n",
             f"{database}.writer-lock",
+            str(seconds),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.wait(timeout=10)
+
+
+def test_sqlite_writers_of_two_processes_take_turns(tmp_path) -> None:
+    """A second process's commit waits for the writer lock, then goes at once (no busy sleep)."""
+    database = tmp_path / "audit.sqlite"
+    store = AuditStore.from_url(f"sqlite:///{database}")
+    with writer_lock_held_elsewhere(database, seconds=1.0):
         started = time.monotonic()
         store.record(AuditEntry(request_id="after-lock", recorded_at=dt.datetime.now(dt.UTC)))
         waited = time.monotonic() - started
-    finally:
-        holder.wait(timeout=10)
     assert waited >= 0.3, "the commit did not wait for the other process's writer lock"
     assert [e.request_id for e in store.search()] == ["after-lock"]
     store.close()
@@ -211,25 +219,8 @@ def test_a_slow_commit_is_logged_with_its_parts(tmp_path, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="service.audit")
     store.record(AuditEntry(request_id="fast", recorded_at=dt.datetime.now(dt.UTC)))
     assert not [r for r in caplog.records if r.getMessage() == "slow audit commit"]
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys, time\n"
-            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-            "print('held', flush=True)\n"
-            "time.sleep(0.4)\n",
-            f"{database}.writer-lock",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with writer_lock_held_elsewhere(database, seconds=0.4):
         store.record(AuditEntry(request_id="slow", recorded_at=dt.datetime.now(dt.UTC)))
-    finally:
-        holder.wait(timeout=10)
     [slow] = [r for r in caplog.records if r.getMessage() == "slow audit commit"]
     fields = vars(slow)
     assert slow.levelno == logging.WARNING and fields["records"] == 1
