@@ -225,7 +225,7 @@ def test_a_slow_commit_is_logged_with_its_parts(tmp_path, caplog) -> None:
     fields = vars(slow)
     assert slow.levelno == logging.WARNING and fields["records"] == 1
     assert fields["lock_wait_ms"] >= 250, "the wait for the other process's lock is not named"
-    assert fields["statements_ms"] < 100 and fields["commit_ms"] < 250
+    assert fields["lock_wait_ms"] > fields["statements_ms"] + fields["commit_ms"], "not the lock"
     assert observed[-1] * 1000 >= fields["lock_wait_ms"], "the metric got less than the whole"
     store.close()
 
@@ -292,27 +292,26 @@ def test_no_commit_copies_the_wal_into_the_database(sqlite_audit) -> None:
     assert store.count() == 1201
 
 
-def _checkpoint_threads() -> int:
-    return sum(t.name == "audit-checkpoint" and t.is_alive() for t in threading.enumerate())
+def _checkpoint_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "audit-checkpoint" and t.is_alive()}
 
 
 def test_the_checkpointer_stops_when_the_last_store_of_its_database_closes(tmp_path) -> None:
     """Closing every store of a database stops its checkpointer's thread and forgets it."""
     database = tmp_path / "audit.sqlite"
-    running = _checkpoint_threads()
+    # Threads of earlier tests' checkpointers may still be finishing: follow ours by identity.
+    before = _checkpoint_threads()
     store = AuditStore.from_url(f"sqlite:///{database}")
     replay = SqlReplayCache.from_url(f"sqlite:///{database}")
     checkpointer = wal_checkpointer(database)
     store.insert_now(_entries("one", 1))  # the first write starts it
-    assert _checkpoint_threads() == running + 1
+    [ours] = _checkpoint_threads() - before
     store.close()
     assert replay.first_seen(os.urandom(32).hex(), 60), "the other store still writes"
-    assert _checkpoint_threads() == running + 1, "stopped while a store of it was open"
+    assert ours.is_alive(), "stopped while a store of it was open"
     replay.close()
-    deadline = time.monotonic() + 5
-    while _checkpoint_threads() > running and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert _checkpoint_threads() == running, "the checkpointer's thread outlived its stores"
+    ours.join(timeout=5)
+    assert not ours.is_alive(), "the checkpointer's thread outlived its stores"
     assert wal_checkpointer(database) is not checkpointer, "the closed one is still handed out"
 
 
@@ -349,9 +348,16 @@ def test_the_wal_stays_bounded_under_writers_that_never_pause(sqlite_audit) -> N
     for thread in threads:
         thread.start()
     largest = 0
+
+    def pages_written() -> int:
+        return 2 * writes["replay"] + 3 * writes["audit"]  # at the least
+
+    # Write a fixed amount, not for a fixed time: on a loaded machine the
+    # writers are slower, and so is the checkpointer that has to keep up.
+    target_pages = 32 * checkpointer.restart_at_frames  # below the 20,000-page fallback
     try:
-        deadline = time.monotonic() + 4
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while pages_written() < target_pages and time.monotonic() < deadline and not failures:
             largest = max(largest, _wal_pages(database))
             time.sleep(0.01)
     finally:
@@ -359,15 +365,14 @@ def test_the_wal_stays_bounded_under_writers_that_never_pause(sqlite_audit) -> N
         for thread in threads:
             thread.join(timeout=30)
     assert not failures, f"a writer failed: {failures[0]!r}"
-    pages_written = 2 * writes["replay"] + 3 * writes["audit"]  # at the least
-    assert pages_written > 4 * checkpointer.restart_at_frames, f"too few writes: {writes}"
+    assert pages_written() >= target_pages, f"too few writes: {writes}"
     assert checkpointer.restarts >= 2
-    # Past the restart size, the WAL grows by what is written during one
-    # checkpoint beside the writers; without the restart it would grow to
-    # the fallback size (20,000 pages) within the four seconds.
-    assert largest <= 4 * checkpointer.restart_at_frames, (
-        f"the WAL grew to {largest} pages ({writes})"
-    )
+    # Past the restart size, the WAL grows by what is written while the
+    # checkpointer catches up (more on a loaded machine: 2,166 pages were
+    # seen in CI against about 800 on a quiet one).  Without the restart it
+    # holds everything written (measured: 20,001 pages of 21,638 written),
+    # so a quarter of what was written tells the two apart with room.
+    assert largest <= target_pages // 4, f"the WAL grew to {largest} pages ({writes})"
 
 
 def _write_in_forked_child(store: AuditStore, database: Path) -> None:
