@@ -304,7 +304,7 @@ class AuditStore:
         engine, writer_lock = open_audit_engine(url_text, timeout_s)
         store = cls(engine, commit_timeout_s=timeout_s, writer_lock=writer_lock)
         try:
-            store.metadata.create_all(engine)
+            create_missing_tables(engine, store.metadata)
         except SQLAlchemyError as exc:
             raise ConfigurationError(
                 "AZERSU_AUDIT_URL", f"cannot open the audit store: {type(exc).__name__}: {exc}"
@@ -471,6 +471,29 @@ def open_audit_engine(
     checkpointer = wal_checkpointer(file, timeout_s)
     checkpointer.add_user()
     return engine, WriterLock(_lock_path(file), checkpointer=checkpointer)
+
+
+def create_missing_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create the tables of ``metadata`` that the database lacks, beside hosts that do the same.
+
+    ``create_all`` looks, then creates.  Hosts that start together against
+    a fresh database all see a table missing; the first CREATE TABLE wins
+    and the others fail (PostgreSQL: a unique violation in ``pg_type``;
+    SQLite: "table ... already exists"; Oracle: ORA-00955).  A failed try is
+    tried again, and the look then finds what the winner made.  Each failure
+    of a race means another host made at least one table, so one try per
+    table and one more are enough; an error that stays (no right to create,
+    no database) is raised after them.
+    """
+    attempts = len(metadata.tables) + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            metadata.create_all(engine)
+            return
+        except SQLAlchemyError:
+            if attempt == attempts:
+                raise
+            log.info("a table was created meanwhile; looking again", extra={"attempt": attempt})
 
 
 def _lock_path(database: Path) -> Path:

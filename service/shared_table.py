@@ -19,7 +19,7 @@ from sqlalchemy import Engine, MetaData, Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from service.audit import WriterLock, open_audit_engine
+from service.audit import WriterLock, create_missing_tables, open_audit_engine
 from service.cooperative import driver_blocks_in_c, run_blocking
 from service.errors import ConfigurationError
 
@@ -89,7 +89,7 @@ class SharedTable:
         )
         shared = cls(engine, writer_lock, clock=clock)
         try:
-            shared.metadata.create_all(engine)
+            create_missing_tables(engine, shared.metadata)
         except SQLAlchemyError as exc:
             raise ConfigurationError(
                 "AZERSU_AUDIT_URL",

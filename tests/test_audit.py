@@ -30,6 +30,7 @@ from service.client import StatementClient
 from service.errors import AuditUnavailable
 from service.replay_store import SqlReplayCache
 from service.signing.wsse import WsseVerifier
+from service.verification.rate_limit import SqlRateCounter
 from tests import billing_fixtures as bf
 from tests.gunicorn_process import ServedProcess, fixture_service_env
 from tests.test_app import HEADERS, envelope, request_body
@@ -195,6 +196,50 @@ def writer_lock_held_elsewhere(database: Path, seconds: float) -> Iterator[None]
         yield
     finally:
         holder.wait(timeout=10)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_audit_url(request, tmp_path) -> str:
+    """The URL of an audit database that has no table yet."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database(f"fresh_audit_{os.getpid()}_{next(_fresh_databases)}")
+
+
+_fresh_databases = itertools.count()
+
+
+def test_hosts_that_start_together_all_open_a_fresh_audit_database(fresh_audit_url) -> None:
+    """Every host creates the missing tables at start; the ones that lose the race go on."""
+    opened: list[object] = []
+    failures: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def open_stores() -> None:
+        try:
+            start.wait(timeout=30)
+            opened.append(AuditStore.from_url(fresh_audit_url))
+            opened.append(SqlReplayCache.from_url(fresh_audit_url))
+            opened.append(SqlRateCounter.from_url(fresh_audit_url))
+        except BaseException as exc:  # a thread's failure must fail the test
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_stores) for _ in range(start.parties)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert not failures, f"a host did not start: {failures[0]!r}"
+        assert len(opened) == 3 * start.parties
+        store = opened[0]
+        assert isinstance(store, AuditStore)
+        store.record(AuditEntry(request_id="after-start", recorded_at=dt.datetime.now(dt.UTC)))
+        assert [e.request_id for e in store.search()] == ["after-start"]
+    finally:
+        for each in opened:
+            each.close()  # type: ignore[attr-defined]
 
 
 def test_sqlite_writers_of_two_processes_take_turns(tmp_path) -> None:
