@@ -31,14 +31,11 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
-    Engine,
     Index,
     MetaData,
     String,
@@ -51,7 +48,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.pool import PoolProxiedConnection
 
-from service.audit import WriterLock
 from service.billing.engine import DriverStatement
 from service.errors import ReplayStoreUnavailable
 from service.settings import Settings
@@ -91,27 +87,23 @@ class SqlReplayCache(SharedTable):
 
     unavailable = ReplayStoreUnavailable
 
-    def __init__(
-        self,
-        engine: Engine,
-        writer_lock: WriterLock | None = None,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(engine, writer_lock, clock=clock)
-        t = self.table
+    define_table = staticmethod(replay_table)
+
+    def prepare_statements(self) -> None:
+        """Compile this table's statements (see :class:`SharedTable`)."""
+        t, dialect = self.table, self.engine.dialect
         self._insert = DriverStatement(
             insert(t).values(
                 fingerprint=bindparam("fingerprint"), expires_at_ms=bindparam("expires_at_ms")
             ),
-            engine.dialect,
+            dialect,
         )
         self._delete_expired = DriverStatement(
             delete(t).where(
                 t.c.fingerprint == bindparam("fingerprint"),
                 t.c.expires_at_ms <= bindparam("now_ms"),
             ),
-            engine.dialect,
+            dialect,
         )
         oldest_expired = (
             select(t.c.fingerprint)
@@ -120,16 +112,12 @@ class SqlReplayCache(SharedTable):
             # A literal: a bound limit renders only at execution on Oracle.
             .limit(literal_column(str(PURGE_BATCH)))
         )
-        self._purge = DriverStatement(
-            delete(t).where(t.c.fingerprint.in_(oldest_expired)), engine.dialect
-        )
+        self._purge = DriverStatement(delete(t).where(t.c.fingerprint.in_(oldest_expired)), dialect)
         self._lookup = DriverStatement(
             select(t.c.fingerprint).where(t.c.fingerprint == bindparam("fingerprint")),
-            engine.dialect,
+            dialect,
         )
         self._checks = itertools.count(1)
-
-    define_table = staticmethod(replay_table)
 
     def first_seen(self, key: str, ttl_s: float) -> bool:
         """Insert ``key`` to expire in ``ttl_s``; return False if an unexpired row has it."""
@@ -202,7 +190,6 @@ class SqlReplayCache(SharedTable):
             conn.rollback()
         finally:
             cursor.close()
-
 
 
 def create_replay_cache(settings: Settings) -> ReplayCache:

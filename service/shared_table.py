@@ -37,7 +37,8 @@ class SharedTable:
     once more on a new one; every database failure becomes the owner's
     :attr:`unavailable`, which the owner answers with a refusal.
 
-    A subclass names its table (:meth:`define_table`) and the exception a
+    A subclass names its table (:meth:`define_table`), prepares its
+    statements (:meth:`prepare_statements`), names the exception a
     failure becomes (:attr:`unavailable`), and does its work through
     :meth:`write` (under the writer lock, off the loop where needed) and
     :meth:`on_connection` (one pooled connection, failures translated).
@@ -67,10 +68,15 @@ class SharedTable:
         dbapi = engine.dialect.loaded_dbapi
         self._duplicate_key: type[Exception] = dbapi.IntegrityError
         self._driver_error: type[Exception] = dbapi.Error
+        self.prepare_statements()
 
     @staticmethod
     def define_table(metadata: MetaData) -> Table:
         """Return the table, defined in ``metadata``."""
+        raise NotImplementedError
+
+    def prepare_statements(self) -> None:
+        """Compile the subclass's statements for :attr:`table` in the engine's dialect."""
         raise NotImplementedError
 
     @classmethod

@@ -38,7 +38,6 @@ import redis
 from sqlalchemy import (
     BigInteger,
     Column,
-    Engine,
     Index,
     Integer,
     MetaData,
@@ -52,7 +51,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.pool import PoolProxiedConnection
 
-from service.audit import WriterLock
 from service.billing.engine import DriverStatement
 from service.settings import Settings
 from service.shared_table import SharedTable
@@ -114,30 +112,24 @@ class SqlRateCounter(SharedTable):
 
     unavailable = RateStoreUnavailable
 
-    def __init__(
-        self,
-        engine: Engine,
-        writer_lock: WriterLock | None = None,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(engine, writer_lock, clock=clock)
-        t = self.table
+    define_table = staticmethod(rate_table)
+
+    def prepare_statements(self) -> None:
+        """Compile this table's statements (see :class:`SharedTable`)."""
+        t, dialect = self.table, self.engine.dialect
         key = (t.c.client_key == bindparam("client")) & (t.c.window_start == bindparam("window"))
-        self._add = DriverStatement(update(t).where(key).values(hits=t.c.hits + 1), engine.dialect)
+        self._add = DriverStatement(update(t).where(key).values(hits=t.c.hits + 1), dialect)
         self._first = DriverStatement(
             insert(t).values(
                 client_key=bindparam("client"), window_start=bindparam("window"), hits=1
             ),
-            engine.dialect,
+            dialect,
         )
-        self._read = DriverStatement(select(t.c.hits).where(key), engine.dialect)
+        self._read = DriverStatement(select(t.c.hits).where(key), dialect)
         self._purge = DriverStatement(
-            delete(t).where(t.c.window_start < bindparam("before")), engine.dialect
+            delete(t).where(t.c.window_start < bindparam("before")), dialect
         )
         self._increments = itertools.count(1)
-
-    define_table = staticmethod(rate_table)
 
     def count(self, client: str, window: int) -> int:
         """Return the client's count in ``window``."""
