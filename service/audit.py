@@ -490,10 +490,14 @@ def create_missing_tables(engine: Engine, metadata: MetaData) -> None:
         try:
             metadata.create_all(engine)
             return
-        except SQLAlchemyError:
+        except SQLAlchemyError as exc:
             if attempt == attempts:
                 raise
-            log.info("a table was created meanwhile; looking again", extra={"attempt": attempt})
+            # Most often another host's CREATE TABLE that won; the next look tells.
+            log.info(
+                "creating the missing tables failed; looking again",
+                extra={"attempt": attempt, "error": type(exc).__name__},
+            )
 
 
 def _lock_path(database: Path) -> Path:

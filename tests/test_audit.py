@@ -27,7 +27,7 @@ from sqlalchemy import text
 from service.app import create_app
 from service.audit import AuditEntry, AuditStore, wal_checkpointer
 from service.client import StatementClient
-from service.errors import AuditUnavailable
+from service.errors import AuditUnavailable, ConfigurationError
 from service.replay_store import SqlReplayCache
 from service.signing.wsse import WsseVerifier
 from service.verification.rate_limit import SqlRateCounter
@@ -240,6 +240,26 @@ def test_hosts_that_start_together_all_open_a_fresh_audit_database(fresh_audit_u
     finally:
         for each in opened:
             each.close()  # type: ignore[attr-defined]
+
+
+def test_a_host_without_the_right_to_create_the_tables_does_not_start(
+    postgres_server, caplog
+) -> None:
+    """An error that stays is not a lost race: after its tries it is the configuration error."""
+    name = f"no_create_{os.getpid()}"
+    postgres_server.create_database(name)
+    with postgres_server.connect(name, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {name} LOGIN")
+        admin.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {name}")
+    url = postgres_server.url(name).replace("postgres@", f"{name}@", 1)
+    caplog.set_level(logging.INFO, logger="service.audit")
+    with pytest.raises(ConfigurationError) as refused:
+        AuditStore.from_url(url)
+    assert refused.value.setting == "AZERSU_AUDIT_URL"
+    assert "cannot open the audit store: ProgrammingError" in str(refused.value)
+    assert "permission denied for schema public" in str(refused.value)
+    retries = [r for r in caplog.records if r.getMessage().startswith("creating the missing")]
+    assert len(retries) == 2, "one try per table (audit record, registry) and one more"
 
 
 def test_sqlite_writers_of_two_processes_take_turns(tmp_path) -> None:
