@@ -51,6 +51,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.billing.engine import DriverStatement, normalize_url
@@ -220,6 +221,9 @@ class _GroupCommitter:
                     took = self.store.insert_now(entries)
             except AuditUnavailable as exc:
                 error = exc
+            except Exception as exc:  # a bug: fail the batch closed at once, say why
+                log.exception("the audit commit failed unexpectedly")
+                error = AuditUnavailable(f"{type(exc).__name__}: {exc}")
             try:
                 # Reported before the requests it carried are answered: a slow
                 # commit is in the log, and every commit in /metrics, by the
@@ -474,30 +478,47 @@ def open_audit_engine(
 
 
 def create_missing_tables(engine: Engine, metadata: MetaData) -> None:
-    """Create the tables of ``metadata`` that the database lacks, beside hosts that do the same.
+    """Create the tables and indexes of ``metadata`` that the database lacks, beside other hosts.
 
     ``create_all`` looks, then creates.  Hosts that start together against
     a fresh database all see a table missing; the first CREATE TABLE wins
-    and the others fail (PostgreSQL: a unique violation in ``pg_type``;
-    SQLite: "table ... already exists"; Oracle: ORA-00955).  A failed try is
-    tried again, and the look then finds what the winner made.  Each failure
-    of a race means another host made at least one table, so one try per
-    table and one more are enough; an error that stays (no right to create,
-    no database) is raised after them.
+    and the others fail (PostgreSQL: a unique violation in ``pg_type`` or
+    42P07; SQLite: "table ... already exists"; Oracle: ORA-00955).  A host
+    whose try failed looks again: if a table it missed is there now,
+    another host made it, and it tries once more; if nothing changed (no
+    right to create, a lock timeout, no database), the error is raised.
+    An unreachable database fails the first look, after one timeout.  The
+    indexes are then looked up one by one: on SQLite and Oracle every DDL
+    statement commits by itself, so a host that died between its CREATE
+    TABLE and its CREATE INDEX leaves the index to the next start.
     """
-    attempts = len(metadata.tables) + 1
-    for attempt in range(1, attempts + 1):
+    missing = _missing_tables(engine, metadata)
+    while missing:
         try:
             metadata.create_all(engine)
-            return
+            break
         except SQLAlchemyError as exc:
-            if attempt == attempts:
+            still_missing = _missing_tables(engine, metadata)
+            if not still_missing < missing:
                 raise
-            # Most often another host's CREATE TABLE that won; the next look tells.
             log.info(
-                "creating the missing tables failed; looking again",
-                extra={"attempt": attempt, "error": type(exc).__name__},
+                "another host created a table meanwhile; trying again",
+                extra={"tables": sorted(missing - still_missing), "error": type(exc).__name__},
             )
+            missing = still_missing
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            try:
+                index.create(engine, checkfirst=True)
+            except SQLAlchemyError:
+                # Another host's CREATE INDEX won between the look and ours.
+                if not sa_inspect(engine).has_index(table.name, str(index.name)):
+                    raise
+
+
+def _missing_tables(engine: Engine, metadata: MetaData) -> set[str]:
+    inspector = sa_inspect(engine)
+    return {name for name in metadata.tables if not inspector.has_table(name)}
 
 
 def _lock_path(database: Path) -> Path:

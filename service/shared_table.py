@@ -76,7 +76,10 @@ class SharedTable:
         raise NotImplementedError
 
     def prepare_statements(self) -> None:
-        """Compile the subclass's statements for :attr:`table` in the engine's dialect."""
+        """Compile the subclass's statements for :attr:`table` and set up its own state.
+
+        Called last in ``__init__``, once :attr:`table` and :attr:`engine` are set.
+        """
         raise NotImplementedError
 
     @classmethod

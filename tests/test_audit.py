@@ -21,14 +21,16 @@ from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy
 from lxml import etree
 from sqlalchemy import text
 
 from service.app import create_app
-from service.audit import AuditEntry, AuditStore, wal_checkpointer
+from service.audit import SLOW_COMMIT_S, AuditEntry, AuditStore, wal_checkpointer
 from service.client import StatementClient
 from service.errors import AuditUnavailable, ConfigurationError
 from service.replay_store import SqlReplayCache
+from service.shared_table import SharedTable
 from service.signing.wsse import WsseVerifier
 from service.verification.rate_limit import SqlRateCounter
 from tests import billing_fixtures as bf
@@ -210,9 +212,22 @@ def fresh_audit_url(request, tmp_path) -> str:
 _fresh_databases = itertools.count()
 
 
+def _indexes_missing(engine, metadata) -> list[str]:
+    inspector = sqlalchemy.inspect(engine)
+    return [
+        str(index.name)
+        for table in metadata.sorted_tables
+        for index in table.indexes
+        if not inspector.has_index(table.name, str(index.name))
+    ]
+
+
 def test_hosts_that_start_together_all_open_a_fresh_audit_database(fresh_audit_url) -> None:
-    """Every host creates the missing tables at start; the ones that lose the race go on."""
-    opened: list[object] = []
+    """Every host creates what is missing at start; the ones that lose the race go on.
+
+    Eight starts at once, each with its own engines, as eight hosts would.
+    """
+    opened: list[AuditStore | SharedTable] = []
     failures: list[BaseException] = []
     start = threading.Barrier(8)
 
@@ -231,22 +246,39 @@ def test_hosts_that_start_together_all_open_a_fresh_audit_database(fresh_audit_u
     for thread in threads:
         thread.join(timeout=60)
     try:
+        assert not [t for t in threads if t.is_alive()], "a start hangs"
         assert not failures, f"a host did not start: {failures[0]!r}"
         assert len(opened) == 3 * start.parties
+        for each in opened[:3]:
+            assert not _indexes_missing(each.engine, each.metadata)
         store = opened[0]
         assert isinstance(store, AuditStore)
         store.record(AuditEntry(request_id="after-start", recorded_at=dt.datetime.now(dt.UTC)))
         assert [e.request_id for e in store.search()] == ["after-start"]
     finally:
         for each in opened:
-            each.close()  # type: ignore[attr-defined]
+            each.close()
+
+
+def test_an_index_lost_between_table_and_index_is_made_at_the_next_start(
+    fresh_audit_url,
+) -> None:
+    """A host that died after its CREATE TABLE (its own commit on SQLite) left no index."""
+    store = AuditStore.from_url(fresh_audit_url)
+    [index, *_] = sorted(store.table.indexes, key=lambda i: str(i.name))
+    index.drop(store.engine)
+    assert _indexes_missing(store.engine, store.metadata) == [index.name]
+    store.close()
+    store = AuditStore.from_url(fresh_audit_url)
+    assert not _indexes_missing(store.engine, store.metadata)
+    store.close()
 
 
 def test_a_host_without_the_right_to_create_the_tables_does_not_start(
     postgres_server, caplog
 ) -> None:
-    """An error that stays is not a lost race: after its tries it is the configuration error."""
-    name = f"no_create_{os.getpid()}"
+    """An error that stays is no lost race: it stops the start at once, named."""
+    name = f"no_create_{os.getpid()}_{next(_fresh_databases)}"
     postgres_server.create_database(name)
     with postgres_server.connect(name, autocommit=True) as admin:
         admin.execute(f"CREATE ROLE {name} LOGIN")
@@ -258,8 +290,7 @@ def test_a_host_without_the_right_to_create_the_tables_does_not_start(
     assert refused.value.setting == "AZERSU_AUDIT_URL"
     assert "cannot open the audit store: ProgrammingError" in str(refused.value)
     assert "permission denied for schema public" in str(refused.value)
-    retries = [r for r in caplog.records if r.getMessage().startswith("creating the missing")]
-    assert len(retries) == 2, "one try per table (audit record, registry) and one more"
+    assert not [r for r in caplog.records if "trying again" in r.getMessage()], "not a race"
 
 
 def test_sqlite_writers_of_two_processes_take_turns(tmp_path) -> None:
@@ -283,13 +314,16 @@ def test_a_slow_commit_is_logged_with_its_parts(tmp_path, caplog) -> None:
     store.on_commit = observed.append
     caplog.set_level(logging.WARNING, logger="service.audit")
     store.record(AuditEntry(request_id="fast", recorded_at=dt.datetime.now(dt.UTC)))
-    assert not [r for r in caplog.records if r.getMessage() == "slow audit commit"]
-    with writer_lock_held_elsewhere(database, seconds=0.4):
+    # Logged exactly when it took longer (a loaded disk can make even this one slow).
+    logged = [r for r in caplog.records if r.getMessage() == "slow audit commit"]
+    assert len(logged) == (observed[-1] > SLOW_COMMIT_S)
+    caplog.clear()
+    with writer_lock_held_elsewhere(database, seconds=1.0):
         store.record(AuditEntry(request_id="slow", recorded_at=dt.datetime.now(dt.UTC)))
     [slow] = [r for r in caplog.records if r.getMessage() == "slow audit commit"]
     fields = vars(slow)
     assert slow.levelno == logging.WARNING and fields["records"] == 1
-    assert fields["lock_wait_ms"] >= 250, "the wait for the other process's lock is not named"
+    assert fields["lock_wait_ms"] >= 500, "the wait for the other process's lock is not named"
     assert fields["lock_wait_ms"] > fields["statements_ms"] + fields["commit_ms"], "not the lock"
     assert observed[-1] * 1000 >= fields["lock_wait_ms"], "the metric got less than the whole"
     store.close()
@@ -436,8 +470,8 @@ def test_the_wal_stays_bounded_under_writers_that_never_pause(sqlite_audit) -> N
     # checkpointer catches up (more on a loaded machine: 2,166 pages were
     # seen in CI against about 800 on a quiet one).  Without the restart it
     # holds everything written (measured: 20,001 pages of 21,638 written),
-    # so a quarter of what was written tells the two apart with room.
-    assert largest <= target_pages // 4, f"the WAL grew to {largest} pages ({writes})"
+    # so a third of what was written tells the two apart with room.
+    assert largest <= target_pages // 3, f"the WAL grew to {largest} pages ({writes})"
 
 
 def _write_in_forked_child(store: AuditStore, database: Path) -> None:
