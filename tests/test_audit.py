@@ -148,6 +148,30 @@ def test_audit_store_down_means_no_answer(audited, trust) -> None:
     assert bf.AZ_LAST.encode() not in raw.content
 
 
+def test_an_unexpected_commit_error_refuses_at_once_and_is_logged(
+    tmp_path, caplog, monkeypatch
+) -> None:
+    """A bug in the commit fails its requests closed at once (not at the timeout), and says why."""
+    store = AuditStore.from_url(f"sqlite:///{tmp_path / 'audit.sqlite'}", timeout_s=30)
+
+    def broken(entries):
+        raise TypeError("a bug in the insert")
+
+    monkeypatch.setattr(store, "insert_now", broken)
+    caplog.set_level(logging.ERROR, logger="service.audit")
+    started = time.monotonic()
+    with pytest.raises(AuditUnavailable, match="TypeError: a bug in the insert"):
+        store.record(AuditEntry(request_id="bug", recorded_at=dt.datetime.now(dt.UTC)))
+    assert time.monotonic() - started < 15, "it waited for the commit timeout (30 s)"
+    message = "the audit commit failed unexpectedly"
+    [logged] = [r for r in caplog.records if r.getMessage() == message]
+    assert logged.exc_info is not None and logged.exc_info[0] is TypeError
+    monkeypatch.undo()
+    store.record(AuditEntry(request_id="after", recorded_at=dt.datetime.now(dt.UTC)))
+    assert [e.request_id for e in store.search()] == ["after"], "the committer did not go on"
+    store.close()
+
+
 def test_store_round_trip_and_filters(tmp_path) -> None:
     store = AuditStore.from_url(f"sqlite:///{tmp_path / 'a' / 'audit.sqlite'}")
     base = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
